@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+// Apus — a virtual machine monitor for Linux x86-64 on /dev/kvm.
+//
+// Module layering (each depends only on modules above it; see docs/architecture.md):
+//   CKVM          C headers: <linux/kvm.h>, ioctl numbers, a non-variadic ioctl
+//   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals
+//   GuestMemory   guest-physical RAM with bounds-checked access
+//   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
+//   DeviceBus     the BusDevice protocol and the address-range bus
+//   Devices       device models (legacy UART, debug exit, test devices)
+//   Machine       the board: memory map, loaders, vCPU threads, lifecycle, stats, tracing
+//   ApusCLI       the command line (`apus run`, `apus bench`)
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "Apus",
+    products: [
+        .executable(name: "apus", targets: ["apus"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CKVM"),
+        .target(name: "LinuxSupport", dependencies: ["CKVM"], swiftSettings: strict),
+        .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
+        .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
+        .target(name: "DeviceBus", swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["DeviceBus", "GuestMemory", "LinuxSupport"], swiftSettings: strict),
+        .target(
+            name: "Machine",
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices"],
+            swiftSettings: strict),
+        .target(
+            name: "ApusCLI",
+            dependencies: ["Machine", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
+        .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
+        .testTarget(
+            name: "ApusUnitTests",
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Machine", "ApusCLI"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "ApusKVMTests",
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Machine"],
+            swiftSettings: strict),
+    ]
+)

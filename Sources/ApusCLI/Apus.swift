@@ -1,0 +1,37 @@
+import ArgumentParser
+import Glibc
+import LinuxSupport
+
+/// The `apus` command.
+public struct Apus: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "apus",
+        abstract: "A virtual machine monitor for Linux x86-64 on /dev/kvm.",
+        discussion: """
+        Examples:
+          apus run --bare guest/build/hello.bin
+          apus run --bare guest/build/pio-loop.bin --trace exits --stats
+          apus run --bare guest/build/smp.bin --cpus 2 --memory 64M
+        """,
+        subcommands: [RunCommand.self],
+        defaultSubcommand: nil)
+
+    public init() {}
+}
+
+extension Apus {
+    /// Parses the process arguments, runs the command and exits with its status.
+    /// `CLIError`s print as one `apus: …` line with status 1; usage errors as ArgumentParser does.
+    public static func runMain() -> Never {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            exit(withError: nil)
+        } catch let error as CLIError {
+            fputsError("apus: \(error)")
+            Glibc.exit(1)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// CKVM: the C headers Apus needs, and nothing else.
+//
+// Swift's importer cannot see function-like macros such as KVM_RUN (built from _IO/_IOW/_IOR),
+// and cannot call the variadic ioctl(2). This header re-exports each request number as a
+// constant function and offers non-variadic ioctl wrappers. No logic lives here.
+#ifndef APUS_CKVM_H
+#define APUS_CKVM_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  // pthread_setname_np
+#endif
+
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <signal.h>
+#include <pthread.h>
+#include <termios.h>
+#include <errno.h>
+
+// ioctl(2) with a pointer argument.
+static inline int apus_ioctl_ptr(int fd, unsigned long request, void *arg) {
+    return ioctl(fd, request, arg);
+}
+// ioctl(2) with an integer argument (KVM_CREATE_VCPU, KVM_CHECK_EXTENSION, ...).
+static inline int apus_ioctl_int(int fd, unsigned long request, unsigned long arg) {
+    return ioctl(fd, request, arg);
+}
+static inline int apus_errno(void) { return errno; }
+static inline int apus_set_thread_name(pthread_t t, const char *name) { return pthread_setname_np(t, name); }
+
+#define APUS_IOCTL(name) static inline unsigned long APUS_##name(void) { return name; }
+// System ioctls (on the /dev/kvm fd).
+APUS_IOCTL(KVM_GET_API_VERSION)
+APUS_IOCTL(KVM_CREATE_VM)
+APUS_IOCTL(KVM_CHECK_EXTENSION)
+APUS_IOCTL(KVM_GET_VCPU_MMAP_SIZE)
+APUS_IOCTL(KVM_GET_SUPPORTED_CPUID)
+APUS_IOCTL(KVM_GET_MSR_INDEX_LIST)
+// VM ioctls.
+APUS_IOCTL(KVM_CREATE_VCPU)
+APUS_IOCTL(KVM_SET_USER_MEMORY_REGION)
+APUS_IOCTL(KVM_SET_TSS_ADDR)
+APUS_IOCTL(KVM_SET_IDENTITY_MAP_ADDR)
+APUS_IOCTL(KVM_CREATE_IRQCHIP)
+APUS_IOCTL(KVM_CREATE_PIT2)
+APUS_IOCTL(KVM_IRQ_LINE)
+APUS_IOCTL(KVM_IOEVENTFD)
+APUS_IOCTL(KVM_IRQFD)
+APUS_IOCTL(KVM_SET_GSI_ROUTING)
+APUS_IOCTL(KVM_SIGNAL_MSI)
+// vCPU ioctls.
+APUS_IOCTL(KVM_RUN)
+APUS_IOCTL(KVM_GET_REGS)
+APUS_IOCTL(KVM_SET_REGS)
+APUS_IOCTL(KVM_GET_SREGS)
+APUS_IOCTL(KVM_SET_SREGS)
+APUS_IOCTL(KVM_SET_CPUID2)
+APUS_IOCTL(KVM_GET_MSRS)
+APUS_IOCTL(KVM_SET_MSRS)
+APUS_IOCTL(KVM_GET_FPU)
+APUS_IOCTL(KVM_SET_FPU)
+APUS_IOCTL(KVM_GET_LAPIC)
+APUS_IOCTL(KVM_SET_LAPIC)
+APUS_IOCTL(KVM_GET_MP_STATE)
+APUS_IOCTL(KVM_SET_MP_STATE)
+#undef APUS_IOCTL
+
+#pragma clang diagnostic ignored "-Wgnu-variable-sized-type-not-at-end"
+// struct kvm_cpuid2 and kvm_msrs end in flexible arrays; Swift cannot size them, so these
+// fixed-capacity twins share their layout (the header fields, then the entries).
+#define APUS_MAX_CPUID_ENTRIES 256
+struct apus_cpuid {
+    struct kvm_cpuid2 header;
+    struct kvm_cpuid_entry2 entries[APUS_MAX_CPUID_ENTRIES];
+};
+#define APUS_MAX_MSR_ENTRIES 32
+struct apus_msrs {
+    struct kvm_msrs header;
+    struct kvm_msr_entry entries[APUS_MAX_MSR_ENTRIES];
+};
+#define APUS_MAX_IRQ_ROUTES 128
+struct apus_irq_routing {
+    struct kvm_irq_routing header;
+    struct kvm_irq_routing_entry entries[APUS_MAX_IRQ_ROUTES];
+};
+
+// Accessors for anonymous unions Swift cannot name portably.
+static inline void apus_route_set_irqchip(struct kvm_irq_routing_entry *e, unsigned chip, unsigned pin) {
+    e->type = KVM_IRQ_ROUTING_IRQCHIP; e->u.irqchip.irqchip = chip; e->u.irqchip.pin = pin;
+}
+static inline void apus_route_set_msi(struct kvm_irq_routing_entry *e, unsigned lo, unsigned hi, unsigned data) {
+    e->type = KVM_IRQ_ROUTING_MSI; e->u.msi.address_lo = lo; e->u.msi.address_hi = hi; e->u.msi.data = data;
+}
+
+// kvm_run.mmio.data lives inside an anonymous union, which Swift imports as computed
+// properties (no stable address); C knows where it is.
+static inline unsigned char *apus_run_mmio_data(struct kvm_run *run) { return run->mmio.data; }
+
+// The signal Apus uses to kick a vCPU thread out of KVM_RUN (see LinuxSupport/ThreadKick).
+static inline int apus_kick_signal(void) { return SIGRTMIN + 1; }
+
+#endif

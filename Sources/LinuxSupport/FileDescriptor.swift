@@ -1,0 +1,56 @@
+import Glibc
+
+/// An owned file descriptor, closed exactly once when its owner goes away.
+///
+/// `~Copyable` makes ownership visible in the types: a descriptor can be moved into the object
+/// that uses it, never silently duplicated.
+public struct OwnedFD: ~Copyable {
+    /// The raw descriptor number, valid while this value lives.
+    public let raw: Int32
+
+    /// Takes ownership of `raw`.
+    public init(adopting raw: Int32) { self.raw = raw }
+
+    /// Opens `path` with `flags` (`O_CLOEXEC` is always added).
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644) throws(SystemError) -> OwnedFD {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        if fd < 0 { throw SystemError.current("open \(path)") }
+        return OwnedFD(adopting: fd)
+    }
+
+    deinit { close(raw) }
+}
+
+/// Writes all of `bytes` to `fd`, retrying on short writes and `EINTR`.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemError.current("write")
+        }
+        done += n
+    }
+}
+
+/// Reads a whole regular file into memory (kernels, initrds, bare-metal guests).
+public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
+    let fd = try OwnedFD.open(path, O_RDONLY)
+    var st = stat()
+    if fstat(fd.raw, &st) != 0 { throw SystemError.current("stat \(path)") }
+    if (st.st_mode & S_IFMT) != S_IFREG { throw SystemError("read \(path): not a regular file", errno: EINVAL) }
+    let size = Int(st.st_size)
+    var bytes = [UInt8](repeating: 0, count: size)
+    var done = 0
+    while done < size {
+        let n = bytes.withUnsafeMutableBytes { pread(fd.raw, $0.baseAddress! + done, size - done, off_t(done)) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemError.current("read \(path)")
+        }
+        if n == 0 { break }
+        done += n
+    }
+    return Array(bytes.prefix(done))
+}

@@ -1,0 +1,149 @@
+import CKVM
+import DeviceBus
+import Devices
+import GuestMemory
+import KVM
+import LinuxSupport
+import Synchronization
+
+/// The Apus board: a KVM VM with RAM, the in-kernel irqchip, vCPUs, buses and devices.
+///
+/// Assembly happens in `init` and the `register`/`install` calls, before `run`; after `run`
+/// starts, the buses are frozen (so the exit path reads them without locks).
+public final class Machine: @unchecked Sendable {
+    public let config: MachineConfig
+    public let kvm: KVMSystem
+    public let vm: VirtualMachine
+    public let memory: GuestMemory
+    public let vcpus: [VCPU]
+    public let control = MachineControl()
+    /// The device I/O thread (ioeventfd → device → irqfd).
+    public let ioLoop: IOEventLoop
+    /// COM1.
+    public let serial: Serial8250
+    public private(set) var pio = Bus(name: "pio")
+    public private(set) var mmio = Bus(name: "mmio")
+    /// GSI routes, starting with the irqchip defaults; committed by `addMSIRoute`.
+    private var routing = GSIRoutingTable.withDefaultIRQChipRoutes()
+    /// Eventfds and other objects that must live as long as the VM.
+    private var keepAlive: [AnyObject] = []
+    /// Exit counts of the last `run`, merged over all vCPUs.
+    public private(set) var statistics: ExitStatistics?
+
+    /// Builds the VM, in the order KVM requires: VM → TSS/identity map → irqchip → PIT →
+    /// memory → vCPUs (each with CPUID, MSRs, FPU, LAPIC) → legacy devices.
+    public init(config: MachineConfig) throws {
+        self.config = config
+        let kvm = try KVMSystem(path: config.kvmPath)
+        guard config.cpus >= 1, config.cpus <= min(kvm.maxVCPUs, 254) else {
+            throw MachineError("--cpus \(config.cpus) is out of range: this KVM allows 1 to \(min(kvm.maxVCPUs, 254))")
+        }
+        guard config.memorySize >= MachineConfig.minimumMemory, config.memorySize % (2 << 20) == 0 else {
+            throw MachineError("--memory must be a multiple of 2 MiB and at least 2 MiB")
+        }
+        self.kvm = kvm
+        vm = try kvm.createVM()
+        try vm.setIdentityMapAddress(MemoryMap.identityMapPage)
+        try vm.setTSSAddress(MemoryMap.tss)
+        try vm.createIRQChip()
+        try vm.createPIT()
+
+        memory = try GuestMemory(ranges: MemoryMap.ramRanges(size: config.memorySize).map { (GuestAddress($0.start), $0.size) })
+        for (slot, region) in memory.regions.enumerated() {
+            try vm.setMemoryRegion(slot: UInt32(slot), guestAddress: region.start.rawValue, size: region.size, host: region.host)
+        }
+
+        let cpuid = try kvm.supportedCPUID()
+        var vcpus: [VCPU] = []
+        for id in 0..<config.cpus {
+            let vcpu = try vm.createVCPU(id: UInt32(id))
+            try CPUSetup.configure(vcpu, cpuid: cpuid, cpuCount: config.cpus)
+            vcpus.append(vcpu)
+        }
+        self.vcpus = vcpus
+        ioLoop = try IOEventLoop(name: "apus-io")
+
+        // COM1 raises IRQ 4 as an edge: line up, line down.
+        let vm = self.vm
+        serial = Serial8250(output: config.consoleOutput, interrupt: {
+            try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: true)
+            try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: false)
+        })
+        try registerPIO(serial, port: MemoryMap.Port.com1, length: 8)
+        let control = self.control
+        try registerPIO(DebugExitPort { code in control.requestStop(.debugExit(code)) },
+                        port: MemoryMap.Port.debugExit, length: 1)
+    }
+
+    // MARK: Assembly
+
+    /// Puts `device` on the port-I/O bus.
+    public func registerPIO(_ device: any BusDevice, port: UInt16, length: UInt64) throws {
+        try pio.register(device, base: UInt64(port), length: length)
+    }
+
+    /// Puts `device` on the MMIO bus.
+    public func registerMMIO(_ device: any BusDevice, address: UInt64, length: UInt64) throws {
+        guard !memory.regions.contains(where: { address < $0.start.rawValue + $0.size && $0.start.rawValue < address &+ length }) else {
+            throw MachineError("MMIO range 0x\(String(address, radix: 16)) overlaps guest RAM")
+        }
+        try mmio.register(device, base: address, length: length)
+    }
+
+    /// Creates an ioeventfd for `address` and hands its signals to `handler` on the I/O thread.
+    @discardableResult
+    public func addIOEvent(at address: IOEventAddress, match: IOEventMatch = .any,
+                           handler: @escaping IOEventLoop.Handler) throws -> EventFD {
+        let event = try EventFD()
+        try vm.registerIOEvent(event, at: address, match: match)
+        ioLoop.add(event, handler: handler)
+        keepAlive.append(event)
+        return event
+    }
+
+    /// Routes `gsi` to `message` and returns an irqfd that raises it when signalled.
+    public func addMSIRoute(gsi: UInt32, _ message: MSIMessage) throws -> EventFD {
+        routing.setMSI(gsi: gsi, message)
+        try vm.setGSIRouting(routing)
+        let event = try EventFD()
+        try vm.registerIRQFD(event, gsi: gsi)
+        keepAlive.append(event)
+        return event
+    }
+
+    // MARK: Running
+
+    /// Starts the I/O thread and one thread per vCPU, waits until the machine stops, and
+    /// returns why. Exit statistics are in `statistics` afterwards.
+    public func run() -> StopReason {
+        installKickSignalHandler()
+        do {
+            try ioLoop.start()
+        } catch {
+            return .vmmError("\(error)")
+        }
+        let tracer = config.traceExits ? ExitTracer(pio: pio, mmio: mmio) : nil
+        let results = Mutex<[ExitStatistics]>([])
+        var threads: [PosixThread] = []
+        for vcpu in vcpus {
+            let runner = VCPURunner(vcpu: vcpu, pio: pio, mmio: mmio, control: control, tracer: tracer)
+            do {
+                let thread = try PosixThread.start(name: "apus-vcpu\(vcpu.id)") {
+                    unblockKickSignal()
+                    let stats = runner.run()
+                    results.withLock { $0.append(stats) }
+                }
+                control.attach(vcpu, thread: thread)
+                threads.append(thread)
+            } catch {
+                control.requestStop(.vmmError("\(error)"))
+            }
+        }
+        for t in threads { t.join() }
+        ioLoop.stop()
+        var total = ExitStatistics(pioDevices: pio.entries.count, mmioDevices: mmio.entries.count)
+        for s in results.withLock({ $0 }) { total.merge(s) }
+        statistics = total
+        return control.stopReason ?? .vmmError("the vCPUs stopped without a reason")
+    }
+}

@@ -1,0 +1,73 @@
+import Devices
+import KVM
+import LinuxSupport
+import Synchronization
+
+/// The devices bare-metal guests talk to (addresses in `MemoryMap.TestBoard`): probes that
+/// answer PIO and MMIO exits in userspace, and doorbells that KVM serves with ioeventfds.
+public final class TestBoard: Sendable {
+    /// A doorbell: an ioeventfd registration plus an `AccessCounter` behind the same address, so
+    /// that accesses which wrongly exit to userspace are counted rather than lost.
+    public final class Doorbell: Sendable {
+        public let name: String
+        public let address: IOEventAddress
+        /// Accesses that reached userspace (0 when the ioeventfd works).
+        public let exits: AccessCounter
+        private let signalCount = Atomic<Int>(0)
+        /// Signals the I/O thread drained from the eventfd (KVM coalesces back-to-back rings).
+        public var signals: Int { signalCount.load(ordering: .relaxed) }
+
+        init(name: String, address: IOEventAddress) {
+            self.name = name
+            self.address = address
+            exits = AccessCounter(name: name)
+        }
+        func record(_ n: UInt64) { signalCount.add(Int(n), ordering: .relaxed) }
+    }
+
+    public let probePIO = ProbeDevice(name: "probe-pio")
+    public let probeMMIO = ProbeDevice(name: "probe-mmio")
+    public let doorbellPIO = Doorbell(name: "doorbell-pio", address: .pio(port: MemoryMap.TestBoard.doorbellPort, length: 4))
+    public let doorbellFast = Doorbell(name: "doorbell-fast-mmio", address: .fastMMIO(address: MemoryMap.TestBoard.doorbellFastMMIO))
+    public let doorbellMatch = Doorbell(name: "doorbell-mmio-match", address: .mmio(address: MemoryMap.TestBoard.doorbellMMIOMatch, length: 4))
+    public let doorbellMMIO = Doorbell(name: "doorbell-mmio", address: .mmio(address: MemoryMap.TestBoard.doorbellMMIO, length: 4))
+    public let doorbellInterrupt = Doorbell(name: "doorbell-irq", address: .fastMMIO(address: MemoryMap.TestBoard.doorbellInterrupt))
+
+    public var doorbells: [Doorbell] { [doorbellPIO, doorbellFast, doorbellMatch, doorbellMMIO, doorbellInterrupt] }
+
+    /// A summary for `--stats`.
+    public func report() -> String {
+        var lines = ["ioeventfd doorbells (signals seen by the I/O thread / accesses that exited):"]
+        for d in doorbells where d.signals > 0 || d.exits.count > 0 {
+            lines.append("  \(pad(d.name, 28)) \(d.signals) / \(d.exits.count)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Machine {
+    /// Wires the test board into this machine. The interrupt doorbell is the whole data path in
+    /// miniature: guest rings (fast MMIO, no exit) → KVM signals the ioeventfd → the I/O thread
+    /// wakes → it signals an irqfd → KVM injects MSI vector 0x40 into vCPU 0.
+    public func installTestBoard() throws -> TestBoard {
+        let board = TestBoard()
+        typealias T = MemoryMap.TestBoard
+        try registerPIO(board.probePIO, port: T.probePort, length: T.probePortLength)
+        try registerMMIO(board.probeMMIO, address: T.probeMMIO, length: T.probeMMIOLength)
+
+        let irq = try addMSIRoute(gsi: T.interruptGSI, .fixed(vector: T.interruptVector, destinationAPIC: 0))
+        for d in board.doorbells {
+            let match: IOEventMatch = d === board.doorbellMatch ? .value(T.doorbellMatchValue) : .any
+            let raisesInterrupt = d === board.doorbellInterrupt
+            try addIOEvent(at: d.address, match: match) { n in
+                d.record(n)
+                if raisesInterrupt { irq.signal() }
+            }
+            switch d.address {
+            case let .pio(port, length): try registerPIO(d.exits, port: port, length: UInt64(length))
+            case let .mmio(address, _), let .fastMMIO(address): try registerMMIO(d.exits, address: address, length: 0x100)
+            }
+        }
+        return board
+    }
+}

@@ -1,0 +1,4 @@
+import ApusCLI
+
+// Keep the entry point tiny: everything testable lives in ApusCLI.
+Apus.runMain()

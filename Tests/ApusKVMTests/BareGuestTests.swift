@@ -1,0 +1,112 @@
+import Machine
+import Testing
+
+/// Each bare-metal guest from `guest/bare`, on real KVM, checking what the guest observed and
+/// what the VMM saw — not only that it exited.
+@Suite(.serialized) struct BareGuestTests {
+    @Test func helloPrintsItsGreetingAndExitsZero() throws {
+        guard let run = try KVMTestSupport.run("hello") else { return }
+        #expect(run.reason == .debugExit(0))
+        #expect(run.console == "Hello from the Apus bare-metal guest!\n")
+        let stats = try #require(run.machine.statistics)
+        #expect(stats[.pioWrite] == run.console.utf8.count + 1)   // one exit per byte, plus the exit port
+    }
+
+    @Test func debugExitStatusReachesTheCaller() throws {
+        guard let run = try KVMTestSupport.run("exit-status") else { return }
+        #expect(run.reason == .debugExit(3))
+        #expect(run.reason.exitStatus == 3)
+    }
+
+    @Test func tripleFaultIsDiagnosed() throws {
+        guard let run = try KVMTestSupport.run("triple-fault") else { return }
+        guard case let .guestCrash(why) = run.reason else {
+            Issue.record("expected a crash, got \(run.reason)")
+            return
+        }
+        #expect(why.contains("triple fault"))
+        for field in ["RIP=0x10000", "CR0=", "CR3=0x9000", "CR4=", "EFER=0x500"] {
+            #expect(why.contains(field), "diagnosis lacks \(field): \(why)")
+        }
+        #expect(run.reason.exitStatus == StopReason.guestCrashStatus)
+    }
+
+    @Test func portIORoundTripsAreAnsweredByTheVMM() throws {
+        guard let run = try KVMTestSupport.run("pio-loop") else { return }
+        #expect(run.reason == .debugExit(0), "the guest saw a wrong value: reports \(run.board.probePIO.reports)")
+        #expect(run.board.probePIO.reports == [3000])
+        #expect(run.board.probePIO.reads == 3000)
+        #expect(run.board.probePIO.writes == 3001)                // + the report
+        #expect(run.machine.statistics?[.pioRead] == 3000)
+    }
+
+    @Test func mmioRoundTripsAreAnsweredByTheVMM() throws {
+        guard let run = try KVMTestSupport.run("mmio-loop") else { return }
+        #expect(run.reason == .debugExit(0), "the guest saw a wrong value: reports \(run.board.probePIO.reports)")
+        #expect(run.board.probePIO.reports == [4000])
+        #expect(run.board.probeMMIO.reads == 4000 && run.board.probeMMIO.writes == 4000)
+        #expect(run.machine.statistics?[.mmioWrite] == 4000)
+    }
+
+    @Test func ioeventfdsFireWithoutExitingToUserspace() throws {
+        guard let run = try KVMTestSupport.run("ioeventfd") else { return }
+        #expect(run.reason == .debugExit(0))
+        let b = run.board
+        for d in [b.doorbellPIO, b.doorbellFast, b.doorbellMMIO] {
+            #expect(d.signals == 100, "\(d.name) signals")
+            #expect(d.exits.count == 0, "\(d.name) reached userspace")
+        }
+        // Datamatch: only value 1 signals; the 50 writes of 2 exit like any MMIO write.
+        #expect(b.doorbellMatch.signals == 100)
+        #expect(b.doorbellMatch.exits.count == 50)
+        #expect(run.machine.statistics?[.mmioWrite] == 50)
+    }
+
+    @Test func irqfdInterruptsReachTheGuest() throws {
+        guard let run = try KVMTestSupport.run("irqfd") else { return }
+        #expect(run.reason == .debugExit(0))
+        #expect(run.board.probePIO.reports == [10], "interrupts the guest's handler counted")
+        #expect(run.board.doorbellInterrupt.signals == 10)
+        #expect(run.board.doorbellInterrupt.exits.count == 0)
+        #expect(run.machine.statistics?[.mmioWrite] == 0, "the doorbell must never exit to userspace")
+    }
+
+    @Test func eachVCPUReportsItsOwnAPICID() throws {
+        guard let run = try KVMTestSupport.run("smp", cpus: 2) else { return }
+        #expect(run.reason == .debugExit(0))
+        let reports = Set(run.board.probePIO.reports)
+        #expect(reports == [0, 1, 0x100, 0x101], "LAPIC IDs and CPUID initial APIC IDs")
+    }
+
+    @Test func aSpinningVCPUIsKickedOutOfKVMRun() throws {
+        // The watchdog stands in for Ctrl-C: after 1 s it asks the machine to stop, which
+        // must kick the vCPU out of KVM_RUN even though the guest never exits on its own.
+        guard let run = try KVMTestSupport.run("spin", cpus: 2, timeoutSeconds: 1) else { return }
+        guard case let .vmmError(why) = run.reason else {
+            Issue.record("expected the watchdog's stop, got \(run.reason)")
+            return
+        }
+        #expect(why.contains("watchdog"))
+        #expect((run.machine.statistics?[.interrupted] ?? 0) >= 2)
+    }
+}
+
+@Suite struct KVMSetupTests {
+    @Test func refusesMoreVCPUsThanKVMAllows() throws {
+        guard KVMTestSupport.kvmAvailable() else { return }
+        var config = MachineConfig()
+        config.cpus = 100_000
+        #expect(throws: MachineError.self) { _ = try Machine(config: config) }
+    }
+
+    @Test func missingDeviceGetsAnActionableError() {
+        var config = MachineConfig()
+        config.kvmPath = "/nonexistent/kvm"
+        do {
+            _ = try Machine(config: config)
+            Issue.record("opened a missing device")
+        } catch {
+            #expect("\(error)".contains("no such device"))
+        }
+    }
+}

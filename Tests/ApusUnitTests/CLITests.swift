@@ -1,0 +1,65 @@
+@testable import ApusCLI
+import Machine
+import Testing
+
+@Suite struct SizeParserTests {
+    @Test(arguments: [
+        ("512M", UInt64(512) << 20), ("2G", UInt64(2) << 30), ("64k", UInt64(64) << 10),
+        ("1536MiB", UInt64(1536) << 20), ("4096", UInt64(4096)), (" 1G ", UInt64(1) << 30), ("1T", UInt64(1) << 40),
+    ])
+    func parses(_ text: String, _ expected: UInt64) throws {
+        #expect(try parseSize(text) == expected)
+    }
+
+    @Test(arguments: ["", "M", "0", "0M", "-1G", "1.5G", "12X", "G2", "99999999999999999999", "20000000T"])
+    func refuses(_ text: String) {
+        #expect(throws: SizeError.self) { try parseSize(text) }
+    }
+}
+
+@Suite struct RunCommandTests {
+    @Test func parsesABareRun() throws {
+        let cmd = try RunCommand.parse(["--bare", "g.bin", "--cpus", "2", "--memory", "64M", "--trace", "exits", "--stats"])
+        let config = try cmd.machineConfig()
+        #expect(cmd.bare == "g.bin")
+        #expect(config.cpus == 2 && config.memorySize == 64 << 20 && config.traceExits)
+        #expect(cmd.stats)
+    }
+
+    @Test func defaults() throws {
+        let config = try RunCommand.parse(["--bare", "g.bin"]).machineConfig()
+        #expect(config.cpus == 1 && config.memorySize == 256 << 20 && !config.traceExits)
+    }
+
+    @Test(arguments: [
+        ["--bare", "g.bin", "--cpus", "0"],
+        ["--bare", "g.bin", "--memory", "lots"],
+        ["--bare", "g.bin", "--memory", "1M"],
+        ["--bare", "g.bin", "--memory", "3M"],
+        ["--bare", "g.bin", "--trace", "everything"],
+        [],
+    ])
+    func rejectsBadInput(_ args: [String]) {
+        #expect(throws: (any Error).self) { _ = try RunCommand.parse(args) }
+    }
+
+    @Test func errorMessagesNameTheProblem() {
+        do {
+            _ = try RunCommand.parse(["--bare", "g.bin", "--memory", "lots"])
+            Issue.record("accepted a bad size")
+        } catch {
+            #expect(RunCommand.message(for: error).contains("'lots' is not a size"))
+        }
+    }
+}
+
+@Suite struct StopReasonTests {
+    @Test func exitStatuses() {
+        #expect(StopReason.debugExit(3).exitStatus == 3)
+        #expect(StopReason.powerOff.exitStatus == 0)
+        #expect(StopReason.reboot.exitStatus == 32)
+        #expect(StopReason.guestCrash("x").exitStatus == 70)
+        #expect(StopReason.vmmError("x").exitStatus == 71)
+        #expect(StopReason.signal(2).exitStatus == 130)
+    }
+}

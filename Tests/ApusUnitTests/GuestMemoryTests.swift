@@ -1,0 +1,50 @@
+import GuestMemory
+import Testing
+
+@Suite struct GuestMemoryTests {
+    let memory: GuestMemory
+
+    init() throws {
+        // Two regions with a gap, like RAM around the MMIO hole.
+        memory = try GuestMemory(ranges: [(GuestAddress(0), 0x10000), (GuestAddress(0x100000), 0x10000)])
+    }
+
+    @Test func littleEndianRoundTrip() throws {
+        try memory.store(UInt32(0x1122_3344), at: GuestAddress(0x100))
+        #expect(try memory.load(UInt32.self, at: GuestAddress(0x100)) == 0x1122_3344)
+        #expect(try memory.readBytes(GuestAddress(0x100), count: 4) == [0x44, 0x33, 0x22, 0x11])
+        try memory.store(UInt64.max, at: GuestAddress(0x10FFF8))
+        #expect(try memory.load(UInt64.self, at: GuestAddress(0x10FFF8)) == .max)
+    }
+
+    @Test func accessesOutsideRAMAreErrors() {
+        #expect(throws: GuestMemoryError.outOfRange(address: GuestAddress(0x20000), length: 4)) {
+            try memory.store(UInt32(1), at: GuestAddress(0x20000))
+        }
+        // Starts in RAM, ends in the gap.
+        #expect(throws: GuestMemoryError.outOfRange(address: GuestAddress(0xFFFE), length: 4)) {
+            _ = try memory.load(UInt32.self, at: GuestAddress(0xFFFE))
+        }
+        // Spans the gap between two regions: refused even though both ends are RAM.
+        #expect(!memory.contains(GuestAddress(0xF000), length: 0x100000))
+        #expect(memory.contains(GuestAddress(0x100000), length: 0x10000))
+        #expect(!memory.contains(GuestAddress(0x100000), length: 0x10001))
+    }
+
+    @Test func overflowingRangesAreErrors() {
+        #expect(throws: GuestMemoryError.overflow(address: GuestAddress(UInt64.max - 1), length: 8)) {
+            _ = try memory.load(UInt64.self, at: GuestAddress(UInt64.max - 1))
+        }
+        #expect(GuestAddress(UInt64.max).adding(1) == nil)
+    }
+
+    @Test func zeroLengthAccessesAreHarmless() throws {
+        try memory.write([], to: GuestAddress(0x5_0000_0000))
+        #expect(try memory.readBytes(GuestAddress(0x5_0000_0000), count: 0).isEmpty)
+    }
+
+    @Test func regionsAreSortedAndSized() {
+        #expect(memory.regions.map(\.start) == [GuestAddress(0), GuestAddress(0x100000)])
+        #expect(memory.totalSize == 0x20000)
+    }
+}
