@@ -7,6 +7,7 @@
 //   GuestMemory   guest-physical RAM with bounds-checked access
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
 //   DeviceBus     the BusDevice protocol and the address-range bus
+//   Boot          bzImage parsing, boot_params, e820, ACPI tables with a small AML writer, MP table
 //   Devices       device models (legacy UART, debug exit, test devices)
 //   Machine       the board: memory map, loaders, vCPU threads, lifecycle, stats, tracing
 //   ApusCLI       the command line (`apus run`, `apus bench`)
@@ -28,10 +29,11 @@ let package = Package(
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", swiftSettings: strict),
+        .target(name: "Boot", swiftSettings: strict),
         .target(name: "Devices", dependencies: ["DeviceBus", "GuestMemory", "LinuxSupport"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
@@ -40,7 +42,7 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Machine", "ApusCLI"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",

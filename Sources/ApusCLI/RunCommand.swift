@@ -7,22 +7,40 @@ import Machine
 public struct RunCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Boot a guest.",
+        abstract: "Boot a Linux kernel or a bare-metal guest.",
         discussion: """
-        A bare-metal guest is a flat 64-bit binary: Apus loads it at 1 MiB and starts every vCPU
-        there in long mode, with the low 4 GiB identity-mapped, RDI = vCPU index and RSI = vCPU
-        count. It talks to the serial port (0x3f8), the debug-exit port (0x501: the byte written
-        becomes apus's exit status) and the test devices described in docs/architecture.md.
+        Linux: a bzImage entered through the 64-bit boot protocol, with an optional initrd and
+        command line. The guest console is COM1 (ttyS0) on your terminal; type Ctrl-A x to quit.
+        The machine is described to the guest with ACPI tables (an MP table with --acpi off).
 
-        Exit status: the debug-exit byte; 0 when a guest powers off; 32 on guest reboot; 70 when
-        the guest crashes (triple fault and other fatal exits, with a register dump); 71 when
-        apus fails; 128+N on signal N.
+        Bare metal: a flat 64-bit binary loaded at 1 MiB and started in long mode on every vCPU,
+        with the low 4 GiB identity-mapped, RDI = vCPU index and RSI = vCPU count
+        (see guest/bare/board.inc for the devices it can use).
+
+        Exit status: 0 when the guest powers off; 32 when it reboots; the byte a bare guest
+        writes to the debug-exit port (0x501); 70 when the guest crashes (triple fault, failed
+        entry, KVM internal error — with a register dump); 71 when apus fails; 128+N on signal N
+        (Ctrl-A x counts as SIGINT: 130).
 
         Examples:
-          apus run --bare guest/build/hello.bin
-          apus run --bare guest/build/mmio-loop.bin --trace exits --stats
-          apus run --bare guest/build/smp.bin --cpus 2 --memory 64M
+          apus run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"
+          apus run --kernel vmlinuz --initrd initrd.img --cpus 2 --memory 1G
+          apus run --kernel vmlinuz --console file=boot.log --acpi off
+          apus run --bare guest/build/bare/hello.bin
+          apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
         """)
+
+    @Option(name: .long, help: ArgumentHelp("Linux kernel (bzImage) to boot.", valueName: "file"))
+    public var kernel: String?
+
+    @Option(name: .long, help: ArgumentHelp("Initial ramdisk for the kernel.", valueName: "file"))
+    public var initrd: String?
+
+    @Option(name: .long, help: ArgumentHelp("Kernel command line.", valueName: "text"))
+    public var cmdline: String = RunCommand.defaultCommandLine
+
+    @Option(name: .long, help: ArgumentHelp("Describe the machine with ACPI tables (on) or an MP table only (off).", valueName: "on|off"))
+    public var acpi: Toggle = .on
 
     @Option(name: .long, help: ArgumentHelp("Flat 64-bit binary to run as a bare-metal guest.", valueName: "file"))
     public var bare: String?
@@ -31,13 +49,18 @@ public struct RunCommand: ParsableCommand {
     public var cpus: Int = 1
 
     @Option(name: .long, help: ArgumentHelp("Guest RAM, e.g. 512M or 2G.", valueName: "size"))
-    public var memory: String = "256M"
+    public var memory: String = "512M"
+
+    @Option(name: .long, help: ArgumentHelp("Where the guest console goes: stdio, file=PATH or none.", valueName: "target"))
+    public var console: ConsoleTarget = .stdio
 
     @Option(name: .long, help: ArgumentHelp("Trace events as they happen. Categories: exits.", valueName: "categories"))
     public var trace: [TraceCategory] = []
 
-    @Flag(name: .long, help: "Print exit statistics (per exit kind and per device) when the guest stops.")
+    @Flag(name: .long, help: "When the guest stops, print exit statistics and boot times.")
     public var stats = false
+
+    public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
 
     public init() {}
 
@@ -59,32 +82,59 @@ public struct RunCommand: ParsableCommand {
     }
 
     public func validate() throws {
-        guard bare != nil else {
-            throw ValidationError("nothing to boot: give --bare FILE")
+        switch (kernel, bare) {
+        case (nil, nil): throw ValidationError("nothing to boot: give --kernel FILE (Linux) or --bare FILE")
+        case (.some, .some): throw ValidationError("--kernel and --bare exclude each other")
+        case (nil, .some) where initrd != nil: throw ValidationError("--initrd needs --kernel")
+        default: break
         }
         _ = try machineConfig()
     }
 
     public func run() throws {
-        let config = try machineConfig()
-        let image: [UInt8]
-        do {
-            image = try readWholeFile(bare!)
-        } catch {
-            throw CLIError("cannot read the bare-metal guest: \(error)")
-        }
+        var config = try machineConfig()
+        // Read everything first: a missing file must not start a guest.
+        let image = try load(bare ?? kernel!, what: bare != nil ? "bare-metal guest" : "kernel")
+        let ramdisk = try initrd.map { try load($0, what: "initrd") } ?? []
+        let consoleFile = try console.openOutput()
+        config.consoleOutput = console.sink(fd: consoleFile)
+
         let machine: Machine
+        var board: TestBoard?
         do {
             machine = try Machine(config: config)
-            let board = try machine.installTestBoard()
-            try machine.loadBare(image: image)
-            let reason = machine.run()
-            report(reason, machine: machine, board: board)
-            throw ExitCode(reason.exitStatus)
-        } catch let exit as ExitCode {
-            throw exit
+            if bare != nil {
+                board = try machine.installTestBoard()
+                try machine.loadBare(image: image)
+            } else {
+                try machine.loadLinux(LinuxBoot(kernel: image, initrd: ramdisk, commandLine: cmdline, acpi: acpi == .on))
+            }
         } catch {
             throw CLIError("\(error)")
+        }
+
+        // The guest owns the terminal from here until it stops.
+        let interactive = console == .stdio && bare == nil
+        let terminal = interactive ? RawTerminal(fd: 0) : nil
+        SignalWatcher.start(control: machine.control)
+        let input = interactive ? try? ConsoleInput(fd: 0, serial: machine.serial, control: machine.control) : nil
+        let reason = machine.run()
+        input?.join()
+        terminal?.restore()
+        if consoleFile > 2 { close(consoleFile) }
+        report(reason, machine: machine, board: board)
+        throw ExitCode(reason.exitStatus)
+    }
+
+    private func load(_ path: String, what: String) throws -> [UInt8] {
+        do {
+            let bytes = try readWholeFile(path)
+            guard !bytes.isEmpty else { throw CLIError("\(what) \(path) is empty") }
+            return bytes
+        } catch let e as CLIError {
+            throw e
+        } catch {
+            throw CLIError("cannot read the \(what): \(error)")
         }
     }
 
@@ -93,11 +143,55 @@ public struct RunCommand: ParsableCommand {
         case .debugExit, .powerOff:
             break
         default:
-            fputsError("apus: \(reason)")
+            fputsError("\napus: \(reason)")
         }
         if stats, let s = machine.statistics {
             fputsError(s.report(pio: machine.pio, mmio: machine.mmio))
             if let board { fputsError(board.report()) }
+            if kernel != nil { fputsError(machine.bootTimer.report) }
+        }
+    }
+}
+
+/// `on` / `off` option values.
+public enum Toggle: String, ExpressibleByArgument, Sendable {
+    case on, off
+}
+
+/// Where the console goes.
+public enum ConsoleTarget: ExpressibleByArgument, Equatable, Sendable {
+    case stdio
+    case file(String)
+    case none
+
+    public init?(argument: String) {
+        switch argument {
+        case "stdio": self = .stdio
+        case "none": self = .none
+        case _ where argument.hasPrefix("file=") && argument.count > 5: self = .file(String(argument.dropFirst(5)))
+        default: return nil
+        }
+    }
+
+    public static var allValueStrings: [String] { ["stdio", "file=PATH", "none"] }
+
+    /// The descriptor output goes to: stdout, a newly created file, or -1 for none.
+    func openOutput() throws -> Int32 {
+        switch self {
+        case .stdio: return 1
+        case .none: return -1
+        case let .file(path):
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd < 0 { throw CLIError("--console file=\(path): \(SystemError.current("open"))") }
+            return fd
+        }
+    }
+
+    func sink(fd: Int32) -> @Sendable (UInt8) -> Void {
+        guard fd >= 0 else { return { _ in } }
+        return { byte in
+            var b = byte
+            _ = write(fd, &b, 1)
         }
     }
 }

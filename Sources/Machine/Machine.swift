@@ -21,6 +21,8 @@ public final class Machine: @unchecked Sendable {
     public let ioLoop: IOEventLoop
     /// COM1.
     public let serial: Serial8250
+    /// Boot-time marks: first console byte and the guest's init.
+    public let bootTimer = BootTimer()
     public private(set) var pio = Bus(name: "pio")
     public private(set) var mmio = Bus(name: "mmio")
     /// GSI routes, starting with the irqchip defaults; committed by `addMSIRoute`.
@@ -65,7 +67,9 @@ public final class Machine: @unchecked Sendable {
 
         // COM1 raises IRQ 4 as an edge: line up, line down.
         let vm = self.vm
-        serial = Serial8250(output: config.consoleOutput, interrupt: {
+        let output = config.consoleOutput
+        let timer = bootTimer
+        serial = Serial8250(output: { byte in timer.noteConsoleByte(); output(byte) }, interrupt: {
             try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: true)
             try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: false)
         })
@@ -73,6 +77,7 @@ public final class Machine: @unchecked Sendable {
         let control = self.control
         try registerPIO(DebugExitPort { code in control.requestStop(.debugExit(code)) },
                         port: MemoryMap.Port.debugExit, length: 1)
+        try registerPIO(bootTimer, port: MemoryMap.Port.bootTimer, length: 1)
     }
 
     // MARK: Assembly

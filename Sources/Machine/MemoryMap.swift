@@ -55,6 +55,8 @@ public enum MemoryMap {
         public static let com1IRQ: UInt32 = 4
         /// The debug-exit port: a written byte becomes Apus's exit status.
         public static let debugExit: UInt16 = 0x501
+        /// The boot timer: the guest's init writes a byte here when it starts.
+        public static let bootTimer: UInt16 = 0x502
     }
 
     /// The test devices of the bare-metal board (used by `guest/bare` and `apus bench exits`).

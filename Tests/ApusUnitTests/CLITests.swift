@@ -28,7 +28,7 @@ import Testing
 
     @Test func defaults() throws {
         let config = try RunCommand.parse(["--bare", "g.bin"]).machineConfig()
-        #expect(config.cpus == 1 && config.memorySize == 256 << 20 && !config.traceExits)
+        #expect(config.cpus == 1 && config.memorySize == 512 << 20 && !config.traceExits)
     }
 
     @Test(arguments: [

@@ -1,0 +1,50 @@
+/// An Intel MultiProcessor Specification 1.4 table: the fallback description of CPUs and the
+/// IOAPIC for kernels booted without ACPI (`--acpi off`). Kernels built without
+/// `CONFIG_X86_MPPARSE` ignore it and run on one CPU.
+public enum MPTable {
+    /// The floating pointer then the configuration table, laid out from `base` (16-byte aligned,
+    /// inside 0xF0000–0xFFFFF where Linux scans).
+    public static func build(base: UInt64, cpus: Int, ioapicAddress: UInt32, lapicAddress: UInt32) -> [UInt8] {
+        let tableAddress = base + 16
+        var t = ByteWriter()
+        t.append(ascii: "PCMP", width: 4)
+        t.append(le: UInt16(0))                // base table length, below
+        t.append(4)                            // spec revision 1.4
+        t.append(0)                            // checksum, below
+        t.append(ascii: "APUS", width: 8)
+        t.append(ascii: "APUSVMM", width: 12)
+        t.append(le: UInt32(0))                // OEM table pointer
+        t.append(le: UInt16(0))                // entry count, below
+        t.append(le: lapicAddress)
+        t.append(le: UInt16(0)); t.append(0); t.append(0)  // extended length, checksum, reserved
+        var entries = 0
+        let ioapicID = UInt8(cpus)
+        for id in 0..<cpus {                    // processor: APIC ID, version, enabled (+ BSP)
+            t.append([0, UInt8(id), 0x14, UInt8(id == 0 ? 0x03 : 0x01)])
+            t.append(le: UInt32(0x600))        // CPU signature: family 6
+            t.append(le: UInt32(0x201))        // features: FPU, APIC
+            t.append([UInt8](repeating: 0, count: 8))
+            entries += 1
+        }
+        t.append([1, 0]); t.append(ascii: "ISA", width: 6); entries += 1      // bus 0: ISA
+        t.append([2, ioapicID, 0x11, 0x01]); t.append(le: ioapicAddress); entries += 1
+        for irq in UInt8(0)..<16 {              // ISA IRQ n → IOAPIC pin n, conforming polarity/trigger
+            t.append([3, 0]); t.append(le: UInt16(0)); t.append([0, irq, ioapicID, irq]); entries += 1
+        }
+        t.append([4, 3]); t.append(le: UInt16(0)); t.append([0, 0, 0xFF, 0]); entries += 1  // ExtINT → LINT0
+        t.append([4, 1]); t.append(le: UInt16(0)); t.append([0, 0, 0xFF, 1]); entries += 1  // NMI → LINT1
+        t.set(UInt16(t.count), at: 4)
+        t.set(UInt16(entries), at: 34)
+        t.set(checksumByte(t.bytes), at: 7)
+
+        var f = ByteWriter()
+        f.append(ascii: "_MP_", width: 4)
+        f.append(le: UInt32(tableAddress))
+        f.append(1)                             // length in 16-byte units
+        f.append(4)                             // revision 1.4
+        f.append(0)                             // checksum, below
+        f.append([0, 0, 0, 0, 0])               // feature bytes: configuration table present
+        f.set(checksumByte(f.bytes), at: 10)
+        return f.bytes + t.bytes
+    }
+}

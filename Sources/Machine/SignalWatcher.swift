@@ -1,0 +1,24 @@
+import Glibc
+import LinuxSupport
+
+/// Turns SIGINT, SIGTERM and SIGHUP into a clean machine stop (terminal restored, statistics
+/// printed, exit status 128+N) instead of killing the process mid-flight.
+///
+/// The signals are blocked in every thread (threads started afterwards inherit the mask) and
+/// collected by one thread with `sigwait`, so no Swift code runs in a signal handler.
+public enum SignalWatcher {
+    public static func start(control: MachineControl) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let watched = set
+        _ = try? PosixThread.start(name: "apus-signals") {
+            var mask = watched
+            var signal: Int32 = 0
+            if sigwait(&mask, &signal) == 0 {
+                control.requestStop(.signal(signal))
+            }
+        }
+    }
+}
