@@ -1,10 +1,13 @@
 # Apus — top-level build. `make test` and `make run` do all the set-up on a fresh machine.
 #
 #   make            build apus (debug) and the bare-metal guests
-#   make test       unit + KVM integration tests (+ Linux end-to-end once it lands)
-#   make run        boot the demo guest
-#   make guests     build the bare-metal test guests into guest/build/bare
-#   make release    build an optimized apus into .build/release/apus
+#   make test       everything CI runs: unit + KVM integration tests, CLI error tests, Linux e2e
+#   make run        boot the demo Linux guest (directly, or in the nested test host here)
+#   make unit       unit + KVM integration tests only (swift test)
+#   make e2e        Linux end-to-end scenarios only
+#   make guests     bare-metal test guests → guest/build/bare
+#   make guest-linux  Debian cloud kernel + busybox initramfs → guest/build/linux
+#   make release    optimized, statically linked apus → .build/release/apus
 
 SHELL := /bin/bash
 # The Swift toolchain lives in /opt/swift on the project's machines.
@@ -15,8 +18,11 @@ endif
 SWIFT ?= swift
 APUS_DEBUG := .build/debug/apus
 APUS_RELEASE := .build/release/apus
+LINUX_ASSETS := guest/build/linux
 
-.PHONY: all deps build release guests test unit run clean
+include mk/linux.mk
+
+.PHONY: all deps build release guests unit cli-tests e2e test run clean
 
 all: build guests
 
@@ -26,8 +32,9 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Static Swift runtime: the same binary runs inside the nested test host.
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
 
 guests: deps
 	@$(MAKE) -s -C guest/bare
@@ -37,10 +44,16 @@ guests: deps
 unit: guests
 	$(SWIFT) test
 
-test: unit
+cli-tests: release guest-linux
+	tests/cli-errors.sh $(APUS_RELEASE) $(LINUX_ASSETS)/vmlinuz $(LINUX_ASSETS)/initrd.cpio.gz
 
-run: build guests
-	$(APUS_DEBUG) run --bare guest/build/bare/hello.bin
+e2e: release guest-linux
+	guest/e2e/run-e2e.sh
+
+test: unit cli-tests e2e
+
+run: release guest-linux
+	scripts/run-demo.sh
 
 clean:
-	rm -rf .build guest/build
+	rm -rf .build guest/build/bare guest/build/e2e guest/build/demo

@@ -31,7 +31,12 @@ extension Apus {
             fputsError("apus: \(error)")
             Glibc.exit(1)
         } catch {
-            exit(withError: error)
+            // Help and explicit exit codes go through ArgumentParser; usage errors become one
+            // line naming the problem (the full usage is one `--help` away).
+            let code = exitCode(for: error)
+            if code == .success || error is ExitCode { exit(withError: error) }
+            fputsError("apus: \(message(for: error)) (see 'apus run --help')")
+            Glibc.exit(code.rawValue)
         }
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 import Synchronization
 
 /// Measures boot time: Apus starts the clock, the console's first byte is noted, and the guest's
-/// init writes any byte to this port when it starts (`apus-mark-init` in the demo initramfs).
+/// init writes to this register when it starts (the demo initramfs uses `devmem`).
 public final class BootTimer: BusDevice {
     public let name = "boot-timer"
     private let start: UInt64

@@ -74,16 +74,29 @@ extension Machine {
         return layout
     }
 
-    /// The ACPI tables describing this machine (DSDT devices from the transports to come).
+    /// The ACPI tables describing this machine.
+    ///
+    /// COM1 must be in the DSDT: with hardware-reduced ACPI Linux has no legacy PIC, so it
+    /// creates no ISA IRQ mappings of its own, and the 8250 driver only gets IRQ 4 through the
+    /// PNP0501 device's `_CRS`. Without it the port's open fails and userspace has no console.
     func acpiTables() -> ACPITables {
         let base = MemoryMap.PowerPorts.base
+        let com1 = AML.device("COM1", [
+            AML.name("_HID", AML.eisaID("PNP0501")),
+            AML.name("_UID", AML.integer(1)),
+            AML.name("_CRS", AML.resourceTemplate([
+                AML.io(port: MemoryMap.Port.com1, length: 8),
+                AML.interrupt(MemoryMap.Port.com1IRQ),
+            ])),
+        ])
         return ACPITables(
             base: MemoryMap.acpiTables, cpus: vcpus.count,
             ioapicAddress: UInt32(MemoryMap.ioapic), lapicAddress: UInt32(MemoryMap.lapic),
             power: .init(sleepControl: base + UInt16(AcpiPowerDevice.sleepControl),
                          sleepStatus: base + UInt16(AcpiPowerDevice.sleepStatus),
                          reset: base + UInt16(AcpiPowerDevice.reset),
-                         resetValue: AcpiPowerDevice.resetValue))
+                         resetValue: AcpiPowerDevice.resetValue),
+            dsdtDevices: [com1])
     }
 
     /// RAM below the EBDA, the reserved BIOS area, RAM from 1 MiB to the hole, RAM above 4 GiB.

@@ -77,7 +77,7 @@ public final class Machine: @unchecked Sendable {
         let control = self.control
         try registerPIO(DebugExitPort { code in control.requestStop(.debugExit(code)) },
                         port: MemoryMap.Port.debugExit, length: 1)
-        try registerPIO(bootTimer, port: MemoryMap.Port.bootTimer, length: 1)
+        try registerMMIO(bootTimer, address: MemoryMap.Platform.bootTimer, length: MemoryMap.Platform.bootTimerLength)
     }
 
     // MARK: Assembly

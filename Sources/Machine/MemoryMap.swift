@@ -55,8 +55,14 @@ public enum MemoryMap {
         public static let com1IRQ: UInt32 = 4
         /// The debug-exit port: a written byte becomes Apus's exit status.
         public static let debugExit: UInt16 = 0x501
-        /// The boot timer: the guest's init writes a byte here when it starts.
-        public static let bootTimer: UInt16 = 0x502
+    }
+
+    /// Platform MMIO devices at the bottom of the hole.
+    public enum Platform {
+        /// `BootTimer`: the guest's init writes any value here when it starts (`devmem` in the
+        /// demo initramfs; the Debian kernel has no /dev/port).
+        public static let bootTimer: UInt64 = 0xC000_0000
+        public static let bootTimerLength: UInt64 = 0x1000
     }
 
     /// The test devices of the bare-metal board (used by `guest/bare` and `apus bench exits`).

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make e2e: boots Linux under apus and runs guest/e2e/scenarios.sh, directly where /dev/kvm is
+# hardware-backed and inside the nested test host (QEMU TCG with SVM) where it is not.
+# Prints every check and a final "N passed, N failed" line; fails if any check failed.
+#
+# Environment: APUS_E2E_KERNEL / APUS_E2E_INITRD to test another kernel or initramfs;
+#              APUS_E2E_MODE=hardware|nested to override the detection.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+LINUX=guest/build/linux
+KERNEL=${APUS_E2E_KERNEL:-$LINUX/vmlinuz}
+INITRD=${APUS_E2E_INITRD:-$LINUX/initrd.cpio.gz}
+APUS_BIN=${APUS_BIN:-.build/release/apus}
+OUT=guest/build/e2e
+mode=${APUS_E2E_MODE:-$(guest/nested/detect.sh 2>/dev/null)}
+rm -rf "$OUT"; mkdir -p "$OUT"
+
+echo "e2e: /dev/kvm here is $([ "$mode" = hardware ] && echo 'hardware-backed: running the scenarios directly' \
+    || echo 'not hardware-backed (no VMX/SVM): running the scenarios inside the nested test host')" >&2
+
+if [ "$mode" = hardware ]; then
+    APUS=$APUS_BIN KERNEL=$KERNEL INITRD=$INITRD WORK=$OUT/work guest/e2e/scenarios.sh | tee "$OUT/results.log"
+else
+    payload=$OUT/payload
+    mkdir -p "$payload"
+    cp "$APUS_BIN" "$payload/apus"
+    cp "$KERNEL" "$payload/vmlinuz"
+    cp "$INITRD" "$payload/initrd.cpio.gz"
+    cp guest/e2e/scenarios.sh "$payload/run.sh"
+    status=0
+    guest/nested/run.sh "$payload" --log "$OUT/nested.log" > "$OUT/console.log" || status=$?
+    grep -a '^E2E-RESULT' "$OUT/console.log" | tr -d '\r' > "$OUT/results.log" || true
+    cat "$OUT/results.log"
+    if [ "$status" -ne 0 ]; then
+        echo "e2e: the nested host ended with status $status; its console (last 40 lines):" >&2
+        tail -n 40 "$OUT/console.log" >&2
+        echo "E2E-RESULT nested-host FAIL status $status" >> "$OUT/results.log"
+    fi
+fi
+
+passed=$(grep -c ' PASS ' "$OUT/results.log" || true)
+failed=$(grep -c ' FAIL ' "$OUT/results.log" || true)
+if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
+    echo "E2E-RESULT no-results FAIL no scenario reported" >> "$OUT/results.log"
+    failed=1
+fi
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

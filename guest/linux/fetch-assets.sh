@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# fetch-assets.sh [OUT_DIR] — fetch the Debian cloud kernel and busybox-static by package name.
+#
+# Produces, in OUT_DIR (default guest/build/linux):
+#   vmlinuz            the bzImage of the package linux-image-cloud-amd64 depends on
+#   kernel-version     its `uname -r` string (e.g. 6.1.0-56-cloud-amd64)
+#   busybox            the static busybox binary
+#   modules/           the modules Apus needs (virtio family, irqbypass, kvm, kvm-amd, kvm-intel)
+#                      plus their dependencies, uncompressed, in lib/modules/VER/ layout, with a
+#                      modules.dep made by `depmod -b`, and modules/modules.builtin from the package
+#   debs/              the downloaded .deb files
+#   assets.stamp       the package versions these files came from (makes re-runs a no-op)
+# Also installs the host tools the other scripts need (qemu-system-x86, cpio, kmod, socat) when missing.
+set -euo pipefail
+
+log() { printf 'fetch-assets: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+OUT=${1:-$ROOT/guest/build/linux}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+# Modules wanted in some initramfs (names as modinfo/depmod spell them, '-' and '_' equivalent).
+WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev
+    virtio_pci virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover
+    virtio_net irqbypass kvm kvm_amd kvm_intel)
+
+# --- host tools -------------------------------------------------------------------------------
+need_pkgs=()
+command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+command -v cpio >/dev/null || need_pkgs+=(cpio)
+{ command -v depmod >/dev/null && command -v modinfo >/dev/null; } || need_pkgs+=(kmod)
+command -v socat >/dev/null || need_pkgs+=(socat) # nested/run.sh: QEMU monitor dump on timeout
+command -v dpkg-deb >/dev/null || die "dpkg-deb missing: this script needs a Debian host"
+if ((${#need_pkgs[@]})); then
+    log "installing host tools: ${need_pkgs[*]}"
+    [[ $(id -u) == 0 ]] || die "need root to apt-get install ${need_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2
+fi
+
+# --- fast path: nothing changed since the last run --------------------------------------------
+# apt-cache takes ~1 s a query; skip it when the package lists are older than our stamp.
+if [[ -f $OUT/assets.stamp && -s $OUT/vmlinuz && -s $OUT/kernel-version && -x $OUT/busybox &&
+      -d $OUT/modules && $(cat "$OUT/assets.stamp") == *" modules=${WANTED_MODULES[*]}" ]] &&
+   [[ -z $(find /var/lib/apt/lists -maxdepth 1 -newer "$OUT/assets.stamp" -print -quit 2>/dev/null) ]]; then
+    log "up to date: $(cat "$OUT/kernel-version") in $OUT"
+    exit 0
+fi
+
+# --- resolve package names and versions -------------------------------------------------------
+kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+    sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+[[ -n $kpkg ]] || die "cannot resolve the kernel package linux-image-cloud-amd64 depends on (apt-get update?)"
+kver_pkg=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
+bver_pkg=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
+[[ -n $kver_pkg && $kver_pkg != "(none)" ]] || die "no candidate version for $kpkg"
+[[ -n $bver_pkg && $bver_pkg != "(none)" ]] || die "no candidate version for busybox-static"
+stamp="$kpkg=$kver_pkg busybox-static=$bver_pkg modules=${WANTED_MODULES[*]}"
+
+if [[ -f $OUT/assets.stamp && $(cat "$OUT/assets.stamp") == "$stamp" &&
+      -s $OUT/vmlinuz && -s $OUT/kernel-version && -x $OUT/busybox && -d $OUT/modules ]]; then
+    touch "$OUT/assets.stamp"
+    log "up to date: $kpkg $kver_pkg ($(cat "$OUT/kernel-version")), busybox-static $bver_pkg"
+    exit 0
+fi
+rm -f "$OUT/assets.stamp"
+
+# --- download ---------------------------------------------------------------------------------
+mkdir -p "$OUT/debs"
+deb_of() { # PKG VERSION -> path of the downloaded .deb (downloads if absent)
+    local pkg=$1 ver=$2 f
+    f=$(find "$OUT/debs" -maxdepth 1 \( -name "${pkg}_${ver#*:}_*.deb" -o -name "${pkg}_${ver/:/%3a}_*.deb" \) -print -quit)
+    if [[ -z $f ]]; then
+        log "downloading $pkg $ver"
+        # apt drops privileges to _apt for downloads; give it a directory it may write to.
+        local tmp; tmp=$(mktemp -d); chmod 777 "$tmp"
+        (cd "$tmp" && apt-get download -q "$pkg=$ver" >&2) || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
+        mv "$tmp"/*.deb "$OUT/debs/" && rm -rf "$tmp"
+        f=$(find "$OUT/debs" -maxdepth 1 \( -name "${pkg}_${ver#*:}_*.deb" -o -name "${pkg}_${ver/:/%3a}_*.deb" \) -print -quit)
+    fi
+    [[ -n $f ]] || die "no .deb for $pkg $ver after download"
+    printf '%s\n' "$f"
+}
+kdeb=$(deb_of "$kpkg" "$kver_pkg")
+bdeb=$(deb_of busybox-static "$bver_pkg")
+
+work=$(mktemp -d "$OUT/.extract.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# --- busybox ----------------------------------------------------------------------------------
+log "extracting busybox from $(basename "$bdeb")"
+dpkg-deb -x "$bdeb" "$work/bb"
+install -m 0755 "$work/bb/bin/busybox" "$OUT/busybox.new" && mv "$OUT/busybox.new" "$OUT/busybox"
+
+# --- kernel -----------------------------------------------------------------------------------
+log "extracting $(basename "$kdeb") (this takes a few seconds)"
+dpkg-deb -x "$kdeb" "$work/k"
+vmlinuz=$(find "$work/k/boot" -maxdepth 1 -name 'vmlinuz-*' -print -quit)
+[[ -n $vmlinuz ]] || die "no boot/vmlinuz-* in $kdeb"
+kver=${vmlinuz##*/vmlinuz-}
+[[ -d $work/k/lib/modules/$kver ]] || die "no lib/modules/$kver in $kdeb"
+log "kernel version $kver"
+
+log "running depmod -b on the unpacked package"
+depmod -b "$work/k" "$kver"
+mdir=$work/k/lib/modules/$kver
+
+# Dependency closure of the wanted modules, from modules.dep (paths relative to $mdir).
+declare -A path_of=() picked=()
+while IFS= read -r line; do
+    rel=${line%%:*}; base=${rel##*/}; base=${base%%.ko*}; path_of[${base//-/_}]=$rel
+done <"$mdir/modules.dep"
+add_closure() {
+    local name=${1//-/_} rel deps d
+    [[ -n ${picked[$name]:-} ]] && return 0
+    rel=${path_of[$name]:-}
+    if [[ -z $rel ]]; then
+        if grep -Eq "/${name//_/[-_]}\.ko(\.[a-z]+)?\$" "$mdir/modules.builtin" 2>/dev/null; then
+            log "note: module $1 is built into the kernel"
+        else
+            log "note: module $1 is not in this kernel"
+        fi
+        return 0
+    fi
+    picked[$name]=$rel
+    deps=$(grep -m1 "^$rel:" "$mdir/modules.dep" | cut -d: -f2)
+    for d in $deps; do d=${d##*/}; add_closure "${d%%.ko*}"; done
+}
+for m in "${WANTED_MODULES[@]}"; do add_closure "$m"; done
+
+rm -rf "$OUT/modules.new"
+dst=$OUT/modules.new/lib/modules/$kver
+mkdir -p "$dst"
+for name in "${!picked[@]}"; do
+    rel=${picked[$name]}
+    mkdir -p "$dst/$(dirname "$rel")"
+    case $rel in
+        *.ko) cp "$mdir/$rel" "$dst/$rel" ;;
+        *.ko.xz) xz -dc "$mdir/$rel" >"$dst/${rel%.xz}" ;;
+        *.ko.zst) zstd -qdc "$mdir/$rel" >"$dst/${rel%.zst}" ;;
+        *.ko.gz) gzip -dc "$mdir/$rel" >"$dst/${rel%.gz}" ;;
+        *) die "unexpected module file $rel" ;;
+    esac
+done
+cp "$mdir/modules.builtin" "$mdir/modules.order" "$dst/" 2>/dev/null || true
+[[ -f $mdir/modules.builtin.modinfo ]] && cp "$mdir/modules.builtin.modinfo" "$dst/"
+depmod -b "$OUT/modules.new" "$kver"
+rm -rf "$OUT/modules" && mv "$OUT/modules.new" "$OUT/modules"
+log "kept ${#picked[@]} modules under $OUT/modules/lib/modules/$kver"
+
+cp "$vmlinuz" "$OUT/vmlinuz.new" && mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
+printf '%s\n' "$kver" >"$OUT/kernel-version"
+printf '%s\n' "$stamp" >"$OUT/assets.stamp"
+log "done: $OUT/vmlinuz ($kver), $OUT/busybox, $OUT/modules"

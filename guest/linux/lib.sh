@@ -1,0 +1,67 @@
+# Shared bash helpers for the initramfs builders (guest/linux/build-initramfs.sh,
+# guest/nested/build-host.sh). Source it; it expects `set -euo pipefail` and a `log` function.
+
+# rootfs_skeleton DIR BUSYBOX: a fresh busybox tree in DIR — directories, busybox with every
+# applet linked where `busybox --list-full` says, /dev/console and /dev/null nodes.
+rootfs_skeleton() {
+    local dir=$1 bb=$2 applet
+    rm -rf "$dir"
+    mkdir -p "$dir"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,run,root,lib,mnt}
+    chmod 1777 "$dir/tmp"
+    install -m 0755 "$bb" "$dir/bin/busybox"
+    while IFS= read -r applet; do
+        [[ $applet == bin/busybox ]] && continue
+        mkdir -p "$dir/$(dirname "$applet")"
+        ln -sf /bin/busybox "$dir/$applet"
+    done < <("$bb" --list-full)
+    # The kernel opens /dev/console before /init runs; without the node /init has no stdio.
+    if [[ $(id -u) == 0 ]]; then
+        mknod -m 600 "$dir/dev/console" c 5 1
+        mknod -m 666 "$dir/dev/null" c 1 3
+    else
+        log "warning: not root, so no /dev/console node: /init's output will be lost until devtmpfs"
+    fi
+    printf 'root:x:0:0:root:/root:/bin/sh\n' >"$dir/etc/passwd"
+    printf 'root:x:0:\n' >"$dir/etc/group"
+}
+
+# install_modules DIR MODROOT KVER NAME...: copy NAME... and their dependencies (in dependency
+# order) from MODROOT/lib/modules/KVER into DIR/lib/modules/KVER and write DIR/etc/apus-modules
+# ("NAME PATH" | "NAME builtin" | "NAME missing" lines) for /init to insmod in order.
+install_modules() {
+    local dir=$1 modroot=$2 kver=$3 name path; shift 3
+    local here; here=$(dirname "${BASH_SOURCE[0]}")
+    mkdir -p "$dir/lib/modules/$kver" "$dir/etc"
+    "$here/module-order.sh" "$modroot" "$kver" "$@" >"$dir/etc/apus-modules"
+    while read -r name path; do
+        case $path in
+            builtin|missing) ;;
+            *) mkdir -p "$dir/lib/modules/$kver/$(dirname "$path")"
+               cp "$modroot/lib/modules/$kver/$path" "$dir/lib/modules/$kver/$path" ;;
+        esac
+    done <"$dir/etc/apus-modules"
+}
+
+# pack_cpio DIR OUT: DIR as a newc cpio archive at OUT (written atomically), gzip'd when OUT ends
+# in .gz, else uncompressed (big payloads: packing is instant and the kernel unpacks it faster under
+# TCG); all files owned by root, reproducible (sorted names, fixed mtimes).
+pack_cpio() {
+    local dir=$1 out=$2 compress=(cat)
+    [[ $out == *.gz ]] && compress=(gzip -9n)
+    find "$dir" -exec touch -h -d @0 {} +
+    (cd "$dir" && find . -print0 | LC_ALL=C sort -z |
+        cpio --null -o -H newc --owner 0:0 --reproducible --quiet) | "${compress[@]}" >"$out.tmp"
+    mv "$out.tmp" "$out"
+}
+
+# inputs_hash FILE|DIR...: a hash of the names and contents of the given inputs.
+inputs_hash() {
+    local p
+    for p in "$@"; do
+        if [[ -d $p ]]; then
+            (cd "$p" && find -L . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+        else
+            printf '%s %s\n' "$(sha256sum <"$p" | cut -d' ' -f1)" "${p##*/}"
+        fi
+    done | sha256sum | cut -d' ' -f1
+}

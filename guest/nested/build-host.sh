@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# build-host.sh PAYLOAD_DIR [OUT] — build the nested test host's initramfs (level 1) at OUT
+# (default guest/build/nested/host-initrd.cpio; gzip'd if OUT ends in .gz): the Debian cloud kernel's irqbypass, kvm,
+# kvm-amd and kvm-intel modules, static busybox, /init from guest/nested/host-init, PAYLOAD_DIR
+# copied to /payload (symlinks followed), and the dynamic loader and shared libraries that `ldd`
+# lists for every ELF file in the payload (at the paths ldd prints). /init runs /payload/run.sh.
+# Kernel assets come from $APUS_LINUX_ASSETS (default guest/build/linux; fetched if missing).
+# Rebuilds only when an input changed.
+set -euo pipefail
+
+log() { printf 'build-host: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+LINUX=$ROOT/guest/linux
+# shellcheck source=../linux/lib.sh
+. "$LINUX/lib.sh"
+
+[[ $# -ge 1 && $# -le 2 ]] || { echo "usage: $0 PAYLOAD_DIR [OUT]" >&2; exit 2; }
+PAYLOAD=$1
+OUT=${2:-$ROOT/guest/build/nested/host-initrd.cpio}
+ASSETS=${APUS_LINUX_ASSETS:-$ROOT/guest/build/linux}
+MODULES=(irqbypass kvm kvm-amd kvm-intel)
+
+[[ -d $PAYLOAD ]] || die "payload directory $PAYLOAD does not exist"
+[[ -f $PAYLOAD/run.sh ]] || log "warning: $PAYLOAD has no run.sh; the host will report NESTED-EXIT: 127"
+PAYLOAD=$(cd "$PAYLOAD" && pwd)
+mkdir -p "$(dirname "$OUT")"
+OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
+
+"$LINUX/fetch-assets.sh" "$ASSETS"
+kver=$(cat "$ASSETS/kernel-version")
+
+# Shared libraries of the payload's ELF files (the loader included), as absolute host paths.
+is_elf() { [[ $(head -c4 "$1" 2>/dev/null | tr -d '\0') == $'\x7fELF' ]]; }
+libs=() missing=()
+while IFS= read -r -d '' f; do
+    is_elf "$f" || continue
+    out=$(ldd "$f" 2>&1) || continue # "not a dynamic executable": static, nothing to add
+    while IFS= read -r line; do
+        case $line in
+            *"=> not found"*) missing+=("${line%% =>*} (needed by ${f#"$PAYLOAD"/})") ;;
+            *"=> /"*) p=${line#*=> }; libs+=("${p%% (0x*}") ;;
+            *" (0x"*) p=${line%% (0x*}; p=${p//[[:space:]]/}; [[ $p == /* ]] && libs+=("$p") ;;
+        esac
+    done <<<"$out"
+done < <(find -L "$PAYLOAD" -type f -print0)
+((${#missing[@]} == 0)) || die "ldd cannot find: $(printf '%s; ' "${missing[@]}")"
+if ((${#libs[@]})); then
+    mapfile -t libs < <(printf '%s\n' "${libs[@]}" | LC_ALL=C sort -u)
+fi
+
+hash=$(inputs_hash "$0" "$LINUX/lib.sh" "$LINUX/module-order.sh" "$HERE/host-init" \
+    "$ASSETS/assets.stamp" "$ASSETS/busybox" "$PAYLOAD" ${libs[@]+"${libs[@]}"}
+    echo "${MODULES[*]} ${libs[*]-}")
+stamp=$OUT.stamp
+if [[ -s $OUT && -f $stamp && $(cat "$stamp") == "$hash" ]]; then
+    log "up to date: $OUT"
+    exit 0
+fi
+
+stage=$(mktemp -d "$OUT.root.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+log "staging the nested host in $stage"
+rootfs_skeleton "$stage" "$ASSETS/busybox"
+install_modules "$stage" "$ASSETS/modules" "$kver" "${MODULES[@]}"
+install -m 0755 "$HERE/host-init" "$stage/init"
+mkdir -p "$stage/payload"
+cp -RL --preserve=mode "$PAYLOAD/." "$stage/payload/"
+for lib in ${libs[@]+"${libs[@]}"}; do
+    mkdir -p "$stage$(dirname "$lib")"
+    cp -L "$lib" "$stage$lib"
+done
+((${#libs[@]})) && log "added ${#libs[@]} shared libraries: ${libs[*]}"
+
+log "packing $OUT"
+pack_cpio "$stage" "$OUT"
+printf '%s\n' "$hash" >"$stamp"
+log "done: $OUT ($(du -k "$OUT" | cut -f1) KiB; payload $(du -skL "$PAYLOAD" | cut -f1) KiB)"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Bad input to `apus run`: each case must fail with a non-zero status and one line on stderr
+# that names the problem, before any guest starts (no console output at all).
+# Usage: tests/cli-errors.sh APUS KERNEL INITRD. Prints "N passed, N failed".
+set -uo pipefail
+APUS=${1:?apus binary} KERNEL=${2:?kernel} INITRD=${3:?initrd}
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+passed=0 failed=0
+
+# case NAME EXPECTED-TEXT -- ARGS...
+case_() {
+    local name=$1 expected=$2; shift 3
+    local status=0
+    "$APUS" run "$@" >"$work/out" 2>"$work/err" </dev/null || status=$?
+    local lines; lines=$(grep -c . "$work/err")
+    if [ "$status" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q -- "$expected" "$work/err" && [ ! -s "$work/out" ]; then
+        echo "PASS $name: status $status: $(cat "$work/err")"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name: status $status, $lines stderr line(s), expected '$expected':"
+        sed 's/^/    /' "$work/err" "$work/out"
+        failed=$((failed + 1))
+    fi
+}
+
+printf '#!/bin/sh\necho not a kernel\n' > "$work/script"
+long=$(head -c 3000 /dev/zero | tr '\0' 'a')
+
+case_ missing-kernel "cannot read the kernel" -- --kernel "$work/nope"
+case_ unreadable-initrd "cannot read the initrd" -- --kernel "$KERNEL" --initrd "$work/nope"
+case_ not-a-kernel "not a Linux bzImage" -- --kernel "$work/script"
+case_ memory-too-small "guest memory is too small" -- --kernel "$KERNEL" --initrd "$INITRD" --memory 32M
+case_ cmdline-too-long "command line is 3000 bytes" -- --kernel "$KERNEL" --cmdline "$long"
+case_ zero-cpus "cpus must be at least 1" -- --kernel "$KERNEL" --cpus 0
+case_ too-many-cpus "out of range" -- --kernel "$KERNEL" --cpus 5000
+case_ bad-memory-size "is not a size" -- --kernel "$KERNEL" --memory lots
+case_ nothing-to-boot "nothing to boot" --
+case_ bad-console "console" -- --kernel "$KERNEL" --console tty9
+
+echo "cli-errors: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
