@@ -22,7 +22,10 @@ LINUX_ASSETS := guest/build/linux
 
 include mk/linux.mk
 
-.PHONY: all deps build release guests unit cli-tests e2e test run clean
+.PHONY: all deps build release guests guest unit cli-tests e2e test run clean
+
+# `make guest`: the Linux guest assets (alias of guest-linux from mk/linux.mk).
+guest: guest-linux
 
 all: build guests
 

@@ -1,2 +1,8 @@
-// CKVM has no logic; this file exists because SwiftPM wants one source per C target.
+// The one function that needs _GNU_SOURCE; everything else in CKVM is header-only.
+#define _GNU_SOURCE
+#include <pthread.h>
 #include "ckvm.h"
+
+int apus_set_thread_name(pthread_t thread, const char *name) {
+    return pthread_setname_np(thread, name);
+}

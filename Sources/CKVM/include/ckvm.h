@@ -6,9 +6,6 @@
 #ifndef APUS_CKVM_H
 #define APUS_CKVM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE  // pthread_setname_np
-#endif
 
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -30,7 +27,9 @@ static inline int apus_ioctl_int(int fd, unsigned long request, unsigned long ar
     return ioctl(fd, request, arg);
 }
 static inline int apus_errno(void) { return errno; }
-static inline int apus_set_thread_name(pthread_t t, const char *name) { return pthread_setname_np(t, name); }
+// pthread_setname_np needs _GNU_SOURCE, which must not leak into this header: it would change
+// glibc's type definitions under Swift's Glibc module. So it lives in ckvm.c.
+int apus_set_thread_name(pthread_t thread, const char *name);
 
 #define APUS_IOCTL(name) static inline unsigned long APUS_##name(void) { return name; }
 // System ioctls (on the /dev/kvm fd).
