@@ -8,6 +8,7 @@
 #   make guests     bare-metal test guests → guest/build/bare
 #   make guest-linux  Debian cloud kernel + busybox initramfs → guest/build/linux
 #   make release    optimized, statically linked apus → .build/release/apus
+#   make bench      apus bench exits: the exit-cost table, apus beside a minimal C loop
 
 SHELL := /bin/bash
 # The Swift toolchain lives in /opt/swift on the project's machines.
@@ -22,7 +23,7 @@ LINUX_ASSETS := guest/build/linux
 
 include mk/linux.mk
 
-.PHONY: all deps build release guests guest unit cli-tests e2e test run clean
+.PHONY: all deps build release guests guest bench-tools unit cli-tests e2e test run bench clean
 
 # `make guest`: the Linux guest assets (alias of guest-linux from mk/linux.mk).
 guest: guest-linux
@@ -42,13 +43,18 @@ release: deps
 guests: deps
 	@$(MAKE) -s -C guest/bare
 
+# The C reference loop for `apus bench exits` and the malloc-counting shim.
+bench-tools: deps
+	@$(MAKE) -s -C guest/bench
+
 # Unit tests and KVM integration tests (real /dev/kvm; APUS_REQUIRE_KVM=1 turns a missing
 # /dev/kvm into a failure instead of a skip).
 unit: guests
 	$(SWIFT) test
 
-cli-tests: release guest-linux
+cli-tests: release guests bench-tools guest-linux
 	tests/cli-errors.sh $(APUS_RELEASE) $(LINUX_ASSETS)/vmlinuz $(LINUX_ASSETS)/initrd.cpio.gz
+	tests/malloc-per-exit.sh $(APUS_RELEASE) guest/build/bench/malloc-count.so guest/build/bare/bench-exits.bin
 
 e2e: release guest-linux
 	guest/e2e/run-e2e.sh
@@ -58,5 +64,8 @@ test: unit cli-tests e2e
 run: release guest-linux
 	scripts/run-demo.sh
 
+bench: release guests bench-tools
+	$(APUS_RELEASE) bench exits
+
 clean:
-	rm -rf .build guest/build/bare guest/build/e2e guest/build/demo
+	rm -rf .build guest/build/bare guest/build/bench guest/build/e2e guest/build/demo

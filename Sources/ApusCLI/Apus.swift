@@ -13,7 +13,7 @@ public struct Apus: ParsableCommand {
           apus run --bare guest/build/pio-loop.bin --trace exits --stats
           apus run --bare guest/build/smp.bin --cpus 2 --memory 64M
         """,
-        subcommands: [RunCommand.self],
+        subcommands: [RunCommand.self, BenchCommand.self],
         defaultSubcommand: nil)
 
     public init() {}

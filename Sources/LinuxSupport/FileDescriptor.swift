@@ -54,3 +54,18 @@ public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
     }
     return Array(bytes.prefix(done))
 }
+
+/// Creates or truncates `path` and writes `text` to it.
+public func writeFile(_ path: String, _ text: String) throws(SystemError) {
+    let fd = try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC)
+    let bytes = Array(text.utf8)
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd.raw, $0.baseAddress! + done, $0.count - done) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw .current("write \(path)")
+        }
+        done += n
+    }
+}

@@ -108,9 +108,13 @@ enum CrashReport {
             return "\(what) on vCPU \(vcpu.id); registers unavailable"
         }
         func h(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+        // On AMD SVM, KVM reinitializes a vCPU after a shutdown intercept (the VMCB is undefined
+        // then), so the registers read as just reset and the faulting state is lost.
+        let resetLooking = r.rip == 0xFFF0 && s.cs.selector == 0xF000
+        let caveat = resetLooking ? " (this is the reset state: on AMD SVM, KVM reinitializes the vCPU after a shutdown, so the faulting state is lost)" : ""
         let mode = s.efer & (1 << 10) != 0 ? "long mode" : (s.cr0 & 1 != 0 ? "protected mode" : "real mode")
         return "\(what) on vCPU \(vcpu.id) in \(mode): RIP=\(h(r.rip)) RSP=\(h(r.rsp)) RFLAGS=\(h(r.rflags)) "
             + "CS=\(h(UInt64(s.cs.selector))) CR0=\(h(s.cr0)) CR2=\(h(s.cr2)) CR3=\(h(s.cr3)) CR4=\(h(s.cr4)) "
-            + "EFER=\(h(s.efer)) IDT=\(h(s.idt.base))/\(h(UInt64(s.idt.limit))) GDT=\(h(s.gdt.base))/\(h(UInt64(s.gdt.limit)))"
+            + "EFER=\(h(s.efer)) IDT=\(h(s.idt.base))/\(h(UInt64(s.idt.limit))) GDT=\(h(s.gdt.base))/\(h(UInt64(s.gdt.limit)))" + caveat
     }
 }

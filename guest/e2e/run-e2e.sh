@@ -20,7 +20,9 @@ echo "e2e: /dev/kvm here is $([ "$mode" = hardware ] && echo 'hardware-backed: r
     || echo 'not hardware-backed (no VMX/SVM): running the scenarios inside the nested test host')" >&2
 
 if [ "$mode" = hardware ]; then
-    APUS=$APUS_BIN KERNEL=$KERNEL INITRD=$INITRD WORK=$OUT/work guest/e2e/scenarios.sh | tee "$OUT/results.log"
+    APUS=$APUS_BIN KERNEL=$KERNEL INITRD=$INITRD WORK=$OUT/work guest/e2e/scenarios.sh > "$OUT/console.log"
+    grep -a '^E2E-RESULT' "$OUT/console.log" > "$OUT/results.log" || true
+    cat "$OUT/console.log"
 else
     payload=$OUT/payload
     mkdir -p "$payload"
@@ -31,6 +33,7 @@ else
     status=0
     guest/nested/run.sh "$payload" --log "$OUT/nested.log" > "$OUT/console.log" || status=$?
     grep -a '^E2E-RESULT' "$OUT/console.log" | tr -d '\r' > "$OUT/results.log" || true
+    grep -a '^E2E-NOTE' "$OUT/console.log" | tr -d '\r' || true
     cat "$OUT/results.log"
     if [ "$status" -ne 0 ]; then
         echo "e2e: the nested host ended with status $status; its console (last 40 lines):" >&2

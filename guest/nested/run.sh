@@ -94,13 +94,21 @@ annotate() {
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/apus-nested.XXXXXX")
 qemu+=(-monitor "unix:$tmp/monitor,server,nowait" -pidfile "$tmp/qemu.pid")
 watchdog() {
-    sleep "$timeout_s"
+    # The sleep must not outlive the watchdog: it holds our stdout, and a reader of run.sh's
+    # output would wait for it.
+    local sleeper
+    sleep "$timeout_s" &
+    sleeper=$!
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    wait "$sleeper"
     touch "$tmp/timed-out"
     log "timeout after ${timeout_s} s: saving vCPU state in $logfile.hang and stopping QEMU"
     if command -v socat >/dev/null; then
-        local cmd
-        for cmd in "info status" "info cpus" "info registers -a" "info lapic"; do
-            echo "=== $cmd"
+        local cmd i n=${SMP%%,*} cmds=("info status" "info cpus" "info registers -a")
+        n=${n#cpus=}; [[ $n =~ ^[0-9]+$ ]] || n=1
+        for ((i = 0; i < n; i++)); do cmds+=("cpu $i"$'\n'"info lapic"); done
+        for cmd in "${cmds[@]}"; do
+            echo "=== ${cmd//$'\n'/; }"
             # Drop the monitor's banner, prompt and line-editing echo.
             printf '%s\n' "$cmd" | socat -t 3 - "UNIX-CONNECT:$tmp/monitor" 2>&1 |
                 tr -d '\r' | grep -av -e '^QEMU .* monitor' -e '^(qemu)'
