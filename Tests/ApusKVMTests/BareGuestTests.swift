@@ -110,3 +110,16 @@ import Testing
         }
     }
 }
+
+@Suite struct ExitBenchmarkTests {
+    @Test func everyKindIsMeasuredInEveryRound() throws {
+        guard KVMTestSupport.kvmAvailable(), let image = KVMTestSupport.bareGuest("bench-exits") else { return }
+        // Timing is not asserted (no thresholds in tests); what each kind did is.
+        let rounds = try ExitBenchmark.run(guest: image, iterations: 50, repetitions: 2)
+        #expect(rounds.count == 2)
+        for round in rounds {
+            #expect(round.count == ExitBenchmark.Kind.allCases.count)
+            #expect(round.allSatisfy { $0 > 0 })
+        }
+    }
+}
