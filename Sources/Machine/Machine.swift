@@ -95,11 +95,12 @@ public final class Machine: @unchecked Sendable {
         try mmio.register(device, base: address, length: length)
     }
 
-    /// Creates an ioeventfd for `address` and hands its signals to `handler` on the I/O thread.
+    /// Registers an ioeventfd for `address` (a new eventfd unless `event` is given) and hands
+    /// its signals to `handler` on the I/O thread.
     @discardableResult
-    public func addIOEvent(at address: IOEventAddress, match: IOEventMatch = .any,
+    public func addIOEvent(at address: IOEventAddress, match: IOEventMatch = .any, event: EventFD? = nil,
                            handler: @escaping IOEventLoop.Handler) throws -> EventFD {
-        let event = try EventFD()
+        let event = try event ?? EventFD()
         try vm.registerIOEvent(event, at: address, match: match)
         ioLoop.add(event, handler: handler)
         keepAlive.append(event)

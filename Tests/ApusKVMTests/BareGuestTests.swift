@@ -71,6 +71,27 @@ import Testing
         #expect(run.machine.statistics?[.mmioWrite] == 0, "the doorbell must never exit to userspace")
     }
 
+    @Test func signalMSIInterruptsReachTheGuest() throws {
+        guard let run = try KVMTestSupport.run("irqfd", interrupts: .signalMSI) else { return }
+        #expect(run.reason == .debugExit(0))
+        #expect(run.board.probePIO.reports == [10])
+    }
+
+    @Test func aDeassignedIOEventFDExitsToUserspaceAgain() throws {
+        guard let run = try KVMTestSupport.run("ioeventfd", prepare: { machine, board in
+            for d in [board.doorbellPIO, board.doorbellFast] {
+                try machine.vm.unregisterIOEvent(d.event, at: d.address, match: d.match)
+            }
+        }) else { return }
+        #expect(run.reason == .debugExit(0))
+        let b = run.board
+        for d in [b.doorbellPIO, b.doorbellFast] {
+            #expect(d.signals == 0, "\(d.name) still signalled")
+            #expect(d.exits.count == 100, "\(d.name) writes must now exit")
+        }
+        #expect(b.doorbellMMIO.signals == 100 && b.doorbellMMIO.exits.count == 0)
+    }
+
     @Test func eachVCPUReportsItsOwnAPICID() throws {
         guard let run = try KVMTestSupport.run("smp", cpus: 2) else { return }
         #expect(run.reason == .debugExit(0))

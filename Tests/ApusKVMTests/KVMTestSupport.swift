@@ -55,6 +55,8 @@ enum KVMTestSupport {
     /// Builds a test-board machine, runs `guest` on it and returns what happened. A watchdog
     /// stops a guest that hangs, so a broken interrupt path fails the test instead of hanging CI.
     static func run(_ guest: String, cpus: Int = 1, memory: UInt64 = 32 << 20, timeoutSeconds: Int = 30,
+                    interrupts: TestBoard.InterruptDelivery = .irqfd,
+                    prepare: (Machine, TestBoard) throws -> Void = { _, _ in },
                     sourceLocation: SourceLocation = #_sourceLocation) throws -> Run? {
         guard kvmAvailable(sourceLocation: sourceLocation),
               let image = bareGuest(guest, sourceLocation: sourceLocation) else { return nil }
@@ -64,8 +66,9 @@ enum KVMTestSupport {
         config.memorySize = memory
         config.consoleOutput = console.sink
         let machine = try Machine(config: config)
-        let board = try machine.installTestBoard()
+        let board = try machine.installTestBoard(interrupts: interrupts)
         try machine.loadBare(image: image)
+        try prepare(machine, board)
         let watchdog = Watchdog(seconds: timeoutSeconds) { [control = machine.control] in
             control.requestStop(.vmmError("watchdog: guest '\(guest)' still running after \(timeoutSeconds) s"))
         }
