@@ -8,6 +8,7 @@
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
 //   DeviceBus     the BusDevice protocol and the address-range bus
 //   Boot          bzImage parsing, boot_params, e820, ACPI tables with a small AML writer, MP table
+//   Virtio        the virtio device model core: split virtqueues, status, features, transports
 //   Devices       device models (legacy UART, debug exit, test devices)
 //   Machine       the board: memory map, loaders, vCPU threads, lifecycle, stats, tracing
 //   ApusCLI       the command line (`apus run`, `apus bench`)
@@ -30,6 +31,7 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", swiftSettings: strict),
         .target(name: "Boot", swiftSettings: strict),
+        .target(name: "Virtio", dependencies: ["GuestMemory", "DeviceBus"], swiftSettings: strict),
         .target(name: "Devices", dependencies: ["DeviceBus", "GuestMemory", "LinuxSupport"], swiftSettings: strict),
         .target(
             name: "Machine",
@@ -42,7 +44,7 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Machine", "ApusCLI"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
