@@ -32,14 +32,14 @@ let package = Package(
         .target(name: "DeviceBus", swiftSettings: strict),
         .target(name: "Boot", swiftSettings: strict),
         .target(name: "Virtio", dependencies: ["GuestMemory", "DeviceBus"], swiftSettings: strict),
-        .target(name: "Devices", dependencies: ["DeviceBus", "GuestMemory", "LinuxSupport"], swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Virtio"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
-            dependencies: ["Machine", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Machine", "Devices", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(

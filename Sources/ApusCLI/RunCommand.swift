@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import LinuxSupport
+import Devices
 import Machine
 
 /// `apus run`: build a machine and run a guest on it.
@@ -26,6 +27,7 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"
           apus run --kernel vmlinuz --initrd initrd.img --cpus 2 --memory 1G
           apus run --kernel vmlinuz --console file=boot.log --acpi off
+          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --disk path=ro.img,readonly=on
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
         """)
@@ -44,6 +46,12 @@ public struct RunCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Flat 64-bit binary to run as a bare-metal guest.", valueName: "file"))
     public var bare: String?
+
+    @Option(name: .long, help: ArgumentHelp("A virtio-blk disk: a raw image file; repeatable. Writable disks are locked exclusively.", valueName: "path=IMG[,readonly=on]"))
+    public var disk: [DiskSpec] = []
+
+    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: mmio (virtio-mmio, described in ACPI).", valueName: "mmio"))
+    public var transport: Transport = .mmio
 
     @Option(name: .long, help: "Number of vCPUs.")
     public var cpus: Int = 1
@@ -86,6 +94,7 @@ public struct RunCommand: ParsableCommand {
         case (nil, nil): throw ValidationError("nothing to boot: give --kernel FILE (Linux) or --bare FILE")
         case (.some, .some): throw ValidationError("--kernel and --bare exclude each other")
         case (nil, .some) where initrd != nil: throw ValidationError("--initrd needs --kernel")
+        case (nil, .some) where !disk.isEmpty: throw ValidationError("--disk needs --kernel")
         default: break
         }
         _ = try machineConfig()
@@ -107,6 +116,11 @@ public struct RunCommand: ParsableCommand {
                 board = try machine.installTestBoard()
                 try machine.loadBare(image: image)
             } else {
+                for (i, spec) in disk.enumerated() {
+                    let backend = try FileBlockBackend(path: spec.path, readOnly: spec.readOnly)
+                    try machine.addVirtioMMIO(VirtioBlock(name: "virtio-blk\(i)", backend: backend, serial: "apus-disk\(i)",
+                                                          log: { fputsError("apus: \($0)") }))
+                }
                 try machine.loadLinux(LinuxBoot(kernel: image, initrd: ramdisk, commandLine: cmdline, acpi: acpi == .on))
             }
         } catch {
@@ -151,6 +165,35 @@ public struct RunCommand: ParsableCommand {
             if kernel != nil { fputsError(machine.bootTimer.report) }
         }
     }
+}
+
+/// `--disk path=IMG[,readonly=on]`.
+public struct DiskSpec: ExpressibleByArgument, Equatable, Sendable {
+    public var path: String
+    public var readOnly = false
+
+    public init?(argument: String) {
+        var path: String?
+        for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { return nil }
+            switch (kv[0], kv[1]) {
+            case ("path", let p) where !p.isEmpty: path = p
+            case ("readonly", "on"): readOnly = true
+            case ("readonly", "off"): readOnly = false
+            default: return nil
+            }
+        }
+        guard let path else { return nil }
+        self.path = path
+    }
+
+    public static var defaultCompletionKind: CompletionKind { .file() }
+}
+
+/// Virtio transports.
+public enum Transport: String, ExpressibleByArgument, Sendable {
+    case mmio
 }
 
 /// `on` / `off` option values.

@@ -43,6 +43,9 @@ extension Machine {
     /// The other vCPUs wait for INIT/SIPI from the guest, as on real hardware.
     @discardableResult
     public func loadLinux(_ boot: LinuxBoot) throws -> LinuxLayout {
+        // Kernels without ACPI can still find virtio-mmio devices on the command line.
+        var boot = boot
+        if !boot.acpi { boot.commandLine += virtioMMIOCommandLine() }
         let image = try BzImage(boot.kernel)
         let lowRAMEnd = memory.regions.first { $0.start.rawValue == 0 }.map { $0.size } ?? 0
         let layout = try LinuxLayout(image: image, initrdSize: boot.initrd.count,
@@ -96,7 +99,7 @@ extension Machine {
                          sleepStatus: base + UInt16(AcpiPowerDevice.sleepStatus),
                          reset: base + UInt16(AcpiPowerDevice.reset),
                          resetValue: AcpiPowerDevice.resetValue),
-            dsdtDevices: [com1])
+            dsdtDevices: [com1] + virtioMMIODSDTDevices())
     }
 
     /// RAM below the EBDA, the reserved BIOS area, RAM from 1 MiB to the hole, RAM above 4 GiB.

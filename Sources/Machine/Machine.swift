@@ -29,6 +29,11 @@ public final class Machine: @unchecked Sendable {
     private var routing = GSIRoutingTable.withDefaultIRQChipRoutes()
     /// Eventfds and other objects that must live as long as the VM.
     private var keepAlive: [AnyObject] = []
+    /// The virtio-mmio devices, in slot order.
+    public internal(set) var virtioMMIOPlacements: [VirtioMMIOPlacement] = []
+
+    /// Keeps `object` alive as long as the machine.
+    func keep(_ object: AnyObject) { keepAlive.append(object) }
     /// Exit counts of the last `run`, merged over all vCPUs.
     public private(set) var statistics: ExitStatistics?
 

@@ -78,7 +78,24 @@ status=$?
 guest_check acpi-off-boots "$WORK/acpi-off.log" reboot.reached
 expect acpi-off-reboots $([ $status -eq 32 ]; echo $?) "apus exit status $status"
 
-# 4. Typed input reaches the guest shell and its answer comes back.
+# 4. virtio-blk over virtio-mmio: a writable and a read-only disk.
+dd if=/dev/zero of="$WORK/disk.img" bs=1M count=32 2>/dev/null
+dd if=/dev/zero of="$WORK/ro.img" bs=1M count=4 2>/dev/null
+printf 'apus-readonly-disk' | dd of="$WORK/ro.img" conv=notrunc 2>/dev/null
+boot disk --disk "path=$WORK/disk.img" --disk "path=$WORK/ro.img,readonly=on" --cmdline "$BASE apus.test=disk"
+status=$?
+expect disk-boot-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status"
+guest_check disk-found-over-acpi "$WORK/disk.log" disk.found
+guest_check disk-mkfs-mount-write "$WORK/disk.log" disk.write
+guest_check disk-read-back "$WORK/disk.log" disk.read-back
+guest_check disk-readonly-reads "$WORK/disk.log" disk.ro-read
+guest_check disk-readonly-refuses-writes "$WORK/disk.log" disk.ro-write
+grep -aq apus-e2e-file-content-4711 "$WORK/disk.img"
+expect disk-data-reaches-image $? "the host finds the guest's file content in disk.img"
+grep -aq apus-readonly-disk "$WORK/ro.img"
+expect disk-readonly-image-unchanged $? "ro.img still starts with its marker"
+
+# 5. Typed input reaches the guest shell and its answer comes back.
 rm -f "$WORK/input.fifo"; mkfifo "$WORK/input.fifo"
 echo "e2e: booting 'input' ($(date +%T))" >&2
 timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --cmdline "$BASE" \

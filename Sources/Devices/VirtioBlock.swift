@@ -1,0 +1,207 @@
+import GuestMemory
+import LinuxSupport
+import Synchronization
+import Virtio
+
+/// virtio-blk (virtio 1.2 §5.2): one request queue; IN, OUT, FLUSH and GET_ID requests.
+///
+/// A request is a chain: a 16-byte header the device reads (type, reserved, sector), data
+/// buffers, and a status byte the device writes last. The chain is treated as two byte streams
+/// (readable, then writable), so any descriptor layout works. Every request is checked before
+/// any I/O: the header is complete, the data direction matches the type, the sector range lies
+/// inside the disk, the status byte exists. A bad request gets IOERR or UNSUPP — never a crash.
+public final class VirtioBlock: VirtioDevice {
+    // Request types and status values.
+    static let typeIn: UInt32 = 0, typeOut: UInt32 = 1, typeFlush: UInt32 = 4, typeGetID: UInt32 = 8
+    public static let statusOK: UInt8 = 0, statusIOError: UInt8 = 1, statusUnsupported: UInt8 = 2
+    // Feature bits.
+    static let featureSizeMax: UInt64 = 1 << 1, featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5
+    static let featureBlkSize: UInt64 = 1 << 6, featureFlush: UInt64 = 1 << 9
+    public static let sectorSize: UInt64 = 512
+    static let queueSize: UInt16 = 256
+    static let maxSegmentSize: UInt32 = 1 << 20
+    static let idLength = 20
+
+    public let deviceType = VirtioDeviceID.block
+    public let name: String
+    public let offeredFeatures: UInt64
+    public let queueMaxSizes: [UInt16] = [VirtioBlock.queueSize]
+    private let backend: any BlockBackend
+    private let config: [UInt8]
+    private let serial: [UInt8]
+    private let log: @Sendable (String) -> Void
+
+    private struct Active: @unchecked Sendable {
+        let queue: SplitQueue
+        let interrupt: any VirtioInterrupt
+    }
+    private let active = Mutex<Active?>(nil)
+
+    public init(name: String, backend: any BlockBackend, serial: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.name = name
+        self.backend = backend
+        self.log = log
+        self.serial = Array(serial.utf8.prefix(Self.idLength))
+        var features = VirtioFeature.version1 | VirtioFeature.ringIndirectDesc | VirtioFeature.ringEventIdx
+            | Self.featureSizeMax | Self.featureSegMax | Self.featureBlkSize | Self.featureFlush
+        if backend.isReadOnly { features |= Self.featureRO }
+        offeredFeatures = features
+        // Configuration layout (§5.2.4): capacity, size_max, seg_max, geometry, blk_size.
+        var c = [UInt8](repeating: 0, count: 24)
+        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) {
+            withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { c[at + i] = b } }
+        }
+        put(backend.size / Self.sectorSize, 0)
+        put(Self.maxSegmentSize, 8)
+        put(UInt32(Self.queueSize - 2), 12)
+        put(UInt32(Self.sectorSize), 20)
+        config = c
+    }
+
+    public func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) {
+        readConfigBytes(config, offset: offset, into: buffer)
+    }
+
+    public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
+        guard let queue = queues.first ?? nil else { throw QueueError.invalidSize(0, max: Self.queueSize) }
+        active.withLock { $0 = Active(queue: queue, interrupt: interrupt) }
+    }
+
+    public func reset() {
+        active.withLock { $0 = nil }
+    }
+
+    public func processQueue(_ index: Int) {
+        guard index == 0, let a = active.withLock({ $0 }) else { return }
+        var completed = false
+        do {
+            while var chain = try a.queue.popAvailable() {
+                let written = handle(&chain, memory: a.queue.memory)
+                if let error = chain.error { throw error }
+                a.queue.addUsed(head: chain.head, written: written)
+                completed = true
+            }
+        } catch {
+            log("\(name): \(error); the device needs a reset")
+            a.interrupt.deviceNeedsReset()
+            return
+        }
+        if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
+    }
+
+    /// Serves one request; returns the bytes written into the chain (data + status).
+    func handle(_ chain: inout DescriptorChain, memory: GuestMemory) -> UInt32 {
+        var readable: [Descriptor] = []
+        var writable: [Descriptor] = []
+        while let d = chain.next() { if d.isWritable { writable.append(d) } else { readable.append(d) } }
+        guard chain.error == nil else { return 0 }
+        let inBytes = readable.reduce(0) { $0 + Int($1.length) }
+        let outBytes = writable.reduce(0) { $0 + Int($1.length) }
+        // Without a header or a status byte there is nothing sensible to answer.
+        guard inBytes >= 16, outBytes >= 1 else {
+            log("\(name): request without header or status byte")
+            return 0
+        }
+        var header = [UInt8](repeating: 0, count: 16)
+        copy(from: readable, at: 0, into: &header, memory: memory)
+        let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
+        var sector: UInt64 = 0
+        for i in 0..<8 { sector |= UInt64(header[8 + i]) << (8 * UInt64(i)) }
+        let dataIn = outBytes - 1      // writable bytes before the status byte
+        let dataOut = inBytes - 16     // readable bytes after the header
+
+        var status = Self.statusOK
+        var written = 0
+        switch type {
+        case Self.typeIn:
+            if dataIn % Int(Self.sectorSize) != 0 || !inRange(sector, dataIn) {
+                status = Self.statusIOError
+            } else {
+                status = transfer(writable, at: 0, count: dataIn, memory: memory) { offset, buffer throws(SystemError) in
+                    try backend.read(at: sector * Self.sectorSize + offset, into: buffer)
+                }
+                written = status == Self.statusOK ? dataIn : 0
+            }
+        case Self.typeOut:
+            if backend.isReadOnly || dataOut % Int(Self.sectorSize) != 0 || !inRange(sector, dataOut) {
+                status = Self.statusIOError
+            } else {
+                status = transfer(readable, at: 16, count: dataOut, memory: memory) { offset, buffer throws(SystemError) in
+                    try backend.write(at: sector * Self.sectorSize + offset, UnsafeRawBufferPointer(buffer))
+                }
+            }
+        case Self.typeFlush:
+            do { try backend.flush() } catch { log("\(name): \(error)"); status = Self.statusIOError }
+        case Self.typeGetID:
+            var id = serial + [UInt8](repeating: 0, count: Self.idLength - serial.count)
+            id = Array(id.prefix(min(Self.idLength, dataIn)))
+            written = copy(id, into: writable, memory: memory)
+        default:
+            status = Self.statusUnsupported
+        }
+        writeStatus(status, into: writable, at: outBytes - 1, memory: memory)
+        return UInt32(written + 1)
+    }
+
+    private func inRange(_ sector: UInt64, _ bytes: Int) -> Bool {
+        let (start, o1) = sector.multipliedReportingOverflow(by: Self.sectorSize)
+        let (end, o2) = start.addingReportingOverflow(UInt64(bytes))
+        return !o1 && !o2 && end <= backend.size / Self.sectorSize * Self.sectorSize
+    }
+
+    /// Moves `count` bytes between the disk and the chain's segments starting at byte `skip`
+    /// of the stream, one segment at a time (no bounce buffer: host pointers into guest RAM).
+    private func transfer(_ segments: [Descriptor], at skip: Int, count: Int, memory: GuestMemory,
+                          _ io: (UInt64, UnsafeMutableRawBufferPointer) throws(SystemError) -> Void) -> UInt8 {
+        var streamOffset = 0
+        var done = 0
+        for d in segments where done < count {
+            let length = Int(d.length)
+            defer { streamOffset += length }
+            let start = max(skip - streamOffset, 0)
+            guard start < length else { continue }
+            let n = min(length - start, count - done)
+            guard let host = try? memory.hostPointer(GuestAddress(d.address.rawValue + UInt64(start)), length: UInt64(n)) else {
+                return Self.statusIOError
+            }
+            do {
+                try io(UInt64(done), UnsafeMutableRawBufferPointer(start: host, count: n))
+            } catch {
+                log("\(name): \(error)")
+                return Self.statusIOError
+            }
+            done += n
+        }
+        return Self.statusOK
+    }
+
+    private func copy(from segments: [Descriptor], at skip: Int, into out: inout [UInt8], memory: GuestMemory) {
+        var collected: [UInt8] = []
+        for d in segments where collected.count < skip + out.count {
+            collected += (try? memory.readBytes(d.address, count: Int(d.length))) ?? []
+        }
+        for i in 0..<out.count where skip + i < collected.count { out[i] = collected[skip + i] }
+    }
+
+    @discardableResult
+    private func copy(_ bytes: [UInt8], into segments: [Descriptor], memory: GuestMemory) -> Int {
+        var done = 0
+        for d in segments where done < bytes.count {
+            let n = min(Int(d.length), bytes.count - done)
+            try? memory.write(Array(bytes[done..<(done + n)]), to: d.address)
+            done += n
+        }
+        return done
+    }
+
+    private func writeStatus(_ status: UInt8, into segments: [Descriptor], at streamOffset: Int, memory: GuestMemory) {
+        var offset = streamOffset
+        for d in segments {
+            if offset < Int(d.length) {
+                try? memory.store(status, at: GuestAddress(d.address.rawValue + UInt64(offset)))
+                return
+            }
+            offset -= Int(d.length)
+        }
+    }
+}

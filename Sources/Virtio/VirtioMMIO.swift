@@ -1,0 +1,201 @@
+import DeviceBus
+import GuestMemory
+import Synchronization
+
+/// The virtio-mmio transport, version 2 (virtio 1.2 §4.2): one 0x200-byte register window per
+/// device, plus the device configuration space from 0x100.
+///
+/// All registers are 32-bit and must be accessed as such (config space excepted); other
+/// accesses are ignored and read as 0, as the spec allows. Queue notifications normally never
+/// reach `write` — the machine registers an ioeventfd with datamatch on QueueNotify per queue —
+/// but a write that does arrive (no ioeventfd) is handed to `notify` all the same.
+public final class VirtioMMIO: BusDevice {
+    // Register offsets.
+    public static let magicValue: UInt64 = 0x000, version: UInt64 = 0x004, deviceID: UInt64 = 0x008
+    public static let vendorID: UInt64 = 0x00C, deviceFeatures: UInt64 = 0x010, deviceFeaturesSel: UInt64 = 0x014
+    public static let driverFeatures: UInt64 = 0x020, driverFeaturesSel: UInt64 = 0x024
+    public static let queueSel: UInt64 = 0x030, queueNumMax: UInt64 = 0x034, queueNum: UInt64 = 0x038
+    public static let queueReady: UInt64 = 0x044, queueNotify: UInt64 = 0x050
+    public static let interruptStatus: UInt64 = 0x060, interruptACK: UInt64 = 0x064, status: UInt64 = 0x070
+    public static let queueDescLow: UInt64 = 0x080, queueDescHigh: UInt64 = 0x084
+    public static let queueDriverLow: UInt64 = 0x090, queueDriverHigh: UInt64 = 0x094
+    public static let queueDeviceLow: UInt64 = 0x0A0, queueDeviceHigh: UInt64 = 0x0A4
+    public static let configGeneration: UInt64 = 0x0FC, config: UInt64 = 0x100
+    /// The size of one device's window.
+    public static let windowSize: UInt64 = 0x200
+
+    static let magic: UInt32 = 0x7472_6976   // "virt"
+    static let vendor: UInt32 = 0x5355_5041  // "APUS"
+    public static let interruptUsedBuffer: UInt32 = 1
+    public static let interruptConfigChange: UInt32 = 2
+
+    public var name: String { device.name }
+    public let device: any VirtioDevice
+    private let memory: GuestMemory
+    private let state: Mutex<VirtioState>
+    private let interrupt: Interrupt
+    private let notify: @Sendable (Int) -> Void
+    private let log: @Sendable (String) -> Void
+
+    /// - Parameters:
+    ///   - raiseInterrupt: asserts the device's interrupt line (an irqfd signal).
+    ///   - notify: hands a queue notification to the device's I/O thread.
+    public init(device: any VirtioDevice, memory: GuestMemory, raiseInterrupt: @escaping @Sendable () -> Void,
+                notify: @escaping @Sendable (Int) -> Void, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.device = device
+        self.memory = memory
+        state = Mutex(VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes))
+        interrupt = Interrupt(raise: raiseInterrupt)
+        self.notify = notify
+        self.log = log
+        interrupt.markNeedsReset = { [weak self] in self?.state.withLock { $0.setNeedsReset() } }
+    }
+
+    /// InterruptStatus bits and the line behind them, shared with the device's I/O thread.
+    final class Interrupt: VirtioInterrupt, @unchecked Sendable {
+        let status = Atomic<UInt32>(0)
+        let raise: @Sendable () -> Void
+        // Set once in VirtioMMIO.init, before the object is shared.
+        var markNeedsReset: @Sendable () -> Void = {}
+        init(raise: @escaping @Sendable () -> Void) { self.raise = raise }
+        func deviceNeedsReset() {
+            markNeedsReset()
+            signalConfigChange()
+        }
+        func signalUsedBuffers(queue: Int) {
+            status.bitwiseOr(VirtioMMIO.interruptUsedBuffer, ordering: .releasing)
+            raise()
+        }
+        func signalConfigChange() {
+            status.bitwiseOr(VirtioMMIO.interruptConfigChange, ordering: .releasing)
+            raise()
+        }
+    }
+
+    public func read(offset: UInt64, data: UnsafeMutableRawBufferPointer) {
+        if offset >= Self.config {
+            device.readConfig(offset: Int(offset - Self.config), into: data)
+            return
+        }
+        guard data.count == 4, offset % 4 == 0 else { data.storeLittleEndian(0); return }
+        let value: UInt32 = state.withLock { s in
+            switch offset {
+            case Self.magicValue: return Self.magic
+            case Self.version: return 2
+            case Self.deviceID: return device.deviceType
+            case Self.vendorID: return Self.vendor
+            case Self.deviceFeatures: return s.deviceFeaturesWindow
+            case Self.queueNumMax: return s.selectedQueue.map { UInt32(s.queueMaxSizes[$0]) } ?? 0
+            case Self.queueReady: return s.selectedQueue.map { s.queues[$0].ready ? 1 : 0 } ?? 0
+            case Self.interruptStatus: return interrupt.status.load(ordering: .acquiring)
+            case Self.status: return UInt32(s.status)
+            case Self.configGeneration: return s.configGeneration
+            default: return 0
+            }
+        }
+        data.storeLittleEndian(UInt64(value))
+    }
+
+    public func write(offset: UInt64, data: UnsafeRawBufferPointer) {
+        if offset >= Self.config {
+            device.writeConfig(offset: Int(offset - Self.config), bytes: data)
+            return
+        }
+        guard data.count == 4, offset % 4 == 0 else { return }
+        let value = UInt32(truncatingIfNeeded: data.littleEndianValue)
+        if offset == Self.queueNotify {
+            if Int(value) < device.queueMaxSizes.count { notify(Int(value)) }
+            return
+        }
+        if offset == Self.interruptACK {
+            interrupt.status.bitwiseAnd(~value, ordering: .releasing)
+            return
+        }
+        let action: VirtioState.StatusAction = state.withLock { s in
+            // Queue layout may change only while the queue is not ready (§4.2.2.2).
+            func updateQueue(_ body: (inout VirtioState.QueueSetup) -> Void) {
+                guard let q = s.selectedQueue, !s.queues[q].ready else { return }
+                body(&s.queues[q])
+            }
+            switch offset {
+            case Self.deviceFeaturesSel: s.deviceFeaturesSelect = value
+            case Self.driverFeatures: s.writeDriverFeatures(value)
+            case Self.driverFeaturesSel: s.driverFeaturesSelect = value
+            case Self.queueSel: s.queueSelect = value
+            case Self.queueNum: updateQueue { $0.size = UInt16(truncatingIfNeeded: value) }
+            case Self.queueReady: if let q = s.selectedQueue { s.queues[q].ready = value & 1 != 0 }
+            case Self.queueDescLow: updateQueue { $0.descriptorTable = ($0.descriptorTable & ~0xFFFF_FFFF) | UInt64(value) }
+            case Self.queueDescHigh: updateQueue { $0.descriptorTable = ($0.descriptorTable & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case Self.queueDriverLow: updateQueue { $0.driverArea = ($0.driverArea & ~0xFFFF_FFFF) | UInt64(value) }
+            case Self.queueDriverHigh: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case Self.queueDeviceLow: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
+            case Self.queueDeviceHigh: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case Self.status: return s.writeStatus(UInt8(truncatingIfNeeded: value))
+            default: break
+            }
+            return .none
+        }
+        switch action {
+        case .none: break
+        case .reset:
+            device.reset()
+            interrupt.status.store(0, ordering: .releasing)
+        case .activate:
+            activate()
+        }
+    }
+
+    /// DRIVER_OK: validate every ready queue and hand them to the device, or mark the device
+    /// DEVICE_NEEDS_RESET (with a config-change interrupt) if the driver's setup is broken.
+    private func activate() {
+        let (queues, features): ([SplitQueue?]?, UInt64) = state.withLock { s in
+            do {
+                return (try s.makeQueues(memory: memory), s.driverFeatures)
+            } catch {
+                log("\(device.name): refusing DRIVER_OK: \(error)")
+                s.setNeedsReset()
+                return (nil, 0)
+            }
+        }
+        guard let queues else { interrupt.signalConfigChange(); return }
+        do {
+            try device.activate(features: features, queues: queues, interrupt: interrupt)
+        } catch {
+            log("\(device.name): activation failed: \(error)")
+            state.withLock { $0.setNeedsReset() }
+            interrupt.signalConfigChange()
+        }
+    }
+
+    public func registerName(offset: UInt64, isWrite: Bool) -> String? {
+        switch offset {
+        case Self.magicValue: "MagicValue"
+        case Self.version: "Version"
+        case Self.deviceID: "DeviceID"
+        case Self.vendorID: "VendorID"
+        case Self.deviceFeatures: "DeviceFeatures"
+        case Self.deviceFeaturesSel: "DeviceFeaturesSel"
+        case Self.driverFeatures: "DriverFeatures"
+        case Self.driverFeaturesSel: "DriverFeaturesSel"
+        case Self.queueSel: "QueueSel"
+        case Self.queueNumMax: "QueueNumMax"
+        case Self.queueNum: "QueueNum"
+        case Self.queueReady: "QueueReady"
+        case Self.queueNotify: "QueueNotify"
+        case Self.interruptStatus: "InterruptStatus"
+        case Self.interruptACK: "InterruptACK"
+        case Self.status: "Status"
+        case Self.queueDescLow: "QueueDescLow"
+        case Self.queueDescHigh: "QueueDescHigh"
+        case Self.queueDriverLow: "QueueDriverLow"
+        case Self.queueDriverHigh: "QueueDriverHigh"
+        case Self.queueDeviceLow: "QueueDeviceLow"
+        case Self.queueDeviceHigh: "QueueDeviceHigh"
+        case Self.configGeneration: "ConfigGeneration"
+        default: offset >= Self.config ? "Config+0x\(String(offset - Self.config, radix: 16))" : nil
+        }
+    }
+
+    /// The current status byte (for tests and diagnostics).
+    public var deviceStatus: UInt8 { state.withLock { $0.status } }
+}

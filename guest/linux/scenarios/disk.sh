@@ -1,0 +1,40 @@
+#!/bin/sh
+# Scenario "disk": virtio-blk over virtio-mmio, found through ACPI.
+#   /dev/vda (writable): mke2fs, mount, write a file, unmount, sync — the host then finds the
+#                        file's content in the image
+#   /dev/vdb (read-only): reads work, writes are refused
+APUS_SCENARIO=disk
+. /scenarios/lib.sh
+
+if [ -b /dev/vda ]; then
+    pass found "/dev/vda, $(cat /sys/block/vda/size) sectors; devices: $(ls /sys/bus/virtio/devices | tr '\n' ' ')"
+else
+    fail found "no /dev/vda; block devices: $(ls /sys/block | tr '\n' ' '); virtio: $(ls /sys/bus/virtio/devices 2>&1 | tr '\n' ' ')"
+fi
+
+mkdir -p /mnt
+if mke2fs -q /dev/vda && mount /dev/vda /mnt && echo apus-e2e-file-content-4711 > /mnt/hello.txt &&
+        umount /mnt && sync; then
+    pass write "mke2fs, mount, write, umount on /dev/vda"
+else
+    fail write "mke2fs/mount/write/umount on /dev/vda failed"
+fi
+if mount /dev/vda /mnt && grep -q apus-e2e-file-content-4711 /mnt/hello.txt && umount /mnt; then
+    pass read-back "the file reads back after a remount"
+else
+    fail read-back "cannot read the file back"
+fi
+
+if [ -b /dev/vdb ]; then
+    if dd if=/dev/vdb of=/dev/null bs=4096 count=4 2>/dev/null; then pass ro-read "reads work"; else fail ro-read "read failed"; fi
+    if dd if=/dev/zero of=/dev/vdb bs=512 count=1 conv=fsync 2>/dev/null; then
+        fail ro-write "a write to the read-only disk succeeded"
+    else
+        pass ro-write "the write was refused"
+    fi
+else
+    fail ro-read "no /dev/vdb"
+fi
+summary
+sync
+poweroff -f
