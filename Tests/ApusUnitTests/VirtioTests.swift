@@ -1,0 +1,249 @@
+import DeviceBus
+import Devices
+import GuestMemory
+import LinuxSupport
+import Synchronization
+import Testing
+import Virtio
+
+@Suite struct VirtioStateTests {
+    let offered = VirtioFeature.version1 | 1 << 9
+
+    @Test func featuresOKIsRefusedForUnofferedBitsOrMissingVersion1() {
+        var s = VirtioState(offeredFeatures: offered, queueMaxSizes: [8])
+        _ = s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver)
+        s.driverFeaturesSelect = 1
+        s.writeDriverFeatures(1)                   // VERSION_1
+        s.driverFeaturesSelect = 0
+        s.writeDriverFeatures(1 << 9 | 1 << 3)     // bit 3 was not offered
+        _ = s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.featuresOK)
+        #expect(s.status & DeviceStatus.featuresOK == 0)
+
+        s.writeDriverFeatures(1 << 9)
+        s.driverFeaturesSelect = 1
+        s.writeDriverFeatures(0)                   // dropped VERSION_1
+        _ = s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.featuresOK)
+        #expect(s.status & DeviceStatus.featuresOK == 0)
+
+        s.writeDriverFeatures(1)
+        _ = s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.featuresOK)
+        #expect(s.status & DeviceStatus.featuresOK != 0)
+        #expect(s.driverFeatures == offered)
+        // Features are frozen after FEATURES_OK.
+        s.writeDriverFeatures(0)
+        #expect(s.driverFeatures == offered)
+    }
+
+    @Test func driverOKActivatesOnlyAfterFeaturesOKAndZeroResets() {
+        var s = VirtioState(offeredFeatures: offered, queueMaxSizes: [8])
+        #expect(s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.driverOK) == .none)
+        #expect(s.status & DeviceStatus.driverOK == 0)
+        s.driverFeaturesSelect = 1
+        s.writeDriverFeatures(1)
+        _ = s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.featuresOK)
+        #expect(s.writeStatus(DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.featuresOK | DeviceStatus.driverOK) == .activate)
+        s.queues[0].ready = true
+        #expect(s.writeStatus(0) == .reset)
+        #expect(s.status == 0 && s.driverFeatures == 0 && !s.queues[0].ready)
+    }
+
+    @Test func deviceFeatureWindows() {
+        var s = VirtioState(offeredFeatures: offered, queueMaxSizes: [])
+        #expect(s.deviceFeaturesWindow == 1 << 9)
+        s.deviceFeaturesSelect = 1
+        #expect(s.deviceFeaturesWindow == 1)
+        s.deviceFeaturesSelect = 7
+        #expect(s.deviceFeaturesWindow == 0)
+    }
+}
+
+/// A memory-backed disk for device tests.
+final class MemoryDisk: BlockBackend, @unchecked Sendable {
+    var bytes: [UInt8]
+    let isReadOnly: Bool
+    var flushes = 0
+    init(size: Int, readOnly: Bool = false) { bytes = [UInt8](repeating: 0, count: size); isReadOnly = readOnly }
+    var size: UInt64 { UInt64(bytes.count) }
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) {
+        for i in 0..<buffer.count { buffer[i] = bytes[Int(offset) + i] }
+    }
+    func write(at offset: UInt64, _ data: UnsafeRawBufferPointer) throws(SystemError) {
+        for i in 0..<data.count { bytes[Int(offset) + i] = data[i] }
+    }
+    func flush() throws(SystemError) { flushes += 1 }
+}
+
+final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
+    var used = 0, config = 0, needsReset = 0
+    func signalUsedBuffers(queue: Int) { used += 1 }
+    func signalConfigChange() { config += 1 }
+    func deviceNeedsReset() { needsReset += 1 }
+}
+
+@Suite struct VirtioBlockTests {
+    let memory = try! GuestMemory(ranges: [(GuestAddress(0), 0x10_0000)])
+
+    /// Builds a request: header at 0x8000, data at 0x9000, status at 0xA000.
+    func submit(_ driver: inout DriverQueue, type: UInt32, sector: UInt64, dataLength: UInt32, dataWritable: Bool) throws {
+        try memory.store(type, at: GuestAddress(0x8000))
+        try memory.store(UInt32(0), at: GuestAddress(0x8004))
+        try memory.store(sector, at: GuestAddress(0x8008))
+        try memory.store(UInt8(0xFF), at: GuestAddress(0xA000))
+        let head = driver.availIdx % driver.size * 3 % driver.size
+        try driver.setDescriptor(head, addr: 0x8000, len: 16, flags: 1, next: head + 1)
+        if dataLength > 0 {
+            try driver.setDescriptor(head + 1, addr: 0x9000, len: dataLength, flags: 1 | (dataWritable ? 2 : 0), next: head + 2)
+            try driver.setDescriptor(head + 2, addr: 0xA000, len: 1, flags: 2)
+        } else {
+            try driver.setDescriptor(head + 1, addr: 0xA000, len: 1, flags: 2)
+        }
+        try driver.makeAvailable(head)
+    }
+
+    func makeDevice(_ disk: MemoryDisk) throws -> (VirtioBlock, DriverQueue, RecordingInterrupt) {
+        let device = VirtioBlock(name: "vda", backend: disk, serial: "apus-test")
+        let driver = DriverQueue(memory: memory, size: 16)
+        let interrupt = RecordingInterrupt()
+        try device.activate(features: VirtioFeature.version1, queues: [driver.deviceQueue()], interrupt: interrupt)
+        return (device, driver, interrupt)
+    }
+
+    func status() throws -> UInt8 { try memory.load(UInt8.self, at: GuestAddress(0xA000)) }
+
+    @Test func writesThenReadsSectors() throws {
+        let disk = MemoryDisk(size: 64 * 512)
+        var (device, driver, interrupt) = try makeDevice(disk)
+        try memory.write([UInt8](repeating: 0xAB, count: 512), to: GuestAddress(0x9000))
+        try submit(&driver, type: 1, sector: 3, dataLength: 512, dataWritable: false)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK)
+        #expect(disk.bytes[3 * 512] == 0xAB && disk.bytes[4 * 512 - 1] == 0xAB && disk.bytes[4 * 512] == 0)
+        #expect(interrupt.used == 1)
+
+        try memory.zero(GuestAddress(0x9000), count: 512)
+        try submit(&driver, type: 0, sector: 3, dataLength: 512, dataWritable: true)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK)
+        #expect(try memory.load(UInt8.self, at: GuestAddress(0x9000 + 511)) == 0xAB)
+        #expect(try driver.usedElement(1).len == 513)
+    }
+
+    @Test func badRequestsGetTheSpecsStatus() throws {
+        let disk = MemoryDisk(size: 8 * 512)
+        var (device, driver, _) = try makeDevice(disk)
+        try submit(&driver, type: 0, sector: 8, dataLength: 512, dataWritable: true)       // past the end
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusIOError)
+        try submit(&driver, type: 0, sector: UInt64.max / 2, dataLength: 512, dataWritable: true)  // overflow
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusIOError)
+        try submit(&driver, type: 0, sector: 0, dataLength: 100, dataWritable: true)       // not whole sectors
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusIOError)
+        try submit(&driver, type: 77, sector: 0, dataLength: 0, dataWritable: false)       // unknown type
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusUnsupported)
+        try submit(&driver, type: 4, sector: 0, dataLength: 0, dataWritable: false)        // flush
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK && disk.flushes == 1)
+    }
+
+    @Test func readOnlyDisksRefuseWritesAndAdvertiseIt() throws {
+        let disk = MemoryDisk(size: 8 * 512, readOnly: true)
+        var (device, driver, _) = try makeDevice(disk)
+        #expect(device.offeredFeatures & (1 << 5) != 0)
+        try submit(&driver, type: 1, sector: 0, dataLength: 512, dataWritable: false)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusIOError)
+        #expect(disk.bytes.allSatisfy { $0 == 0 })
+    }
+
+    @Test func getIDAndCapacity() throws {
+        let disk = MemoryDisk(size: 8 * 512)
+        var (device, driver, _) = try makeDevice(disk)
+        try submit(&driver, type: 8, sector: 0, dataLength: 20, dataWritable: true)
+        device.processQueue(0)
+        #expect(try memory.readBytes(GuestAddress(0x9000), count: 9) == Array("apus-test".utf8))
+        var capacity: UInt64 = 0
+        withUnsafeMutableBytes(of: &capacity) { device.readConfig(offset: 0, into: $0) }
+        #expect(capacity == 8)
+        var beyond: UInt32 = 0xFFFF
+        withUnsafeMutableBytes(of: &beyond) { device.readConfig(offset: 4000, into: $0) }
+        #expect(beyond == 0)
+    }
+
+    @Test func aMalformedChainAsksForAReset() throws {
+        let disk = MemoryDisk(size: 8 * 512)
+        var (device, driver, interrupt) = try makeDevice(disk)
+        try driver.setDescriptor(0, addr: 0x8000, len: 16, flags: 1, next: 0)   // loop
+        try driver.makeAvailable(0)
+        device.processQueue(0)
+        #expect(interrupt.needsReset == 1)
+    }
+}
+
+@Suite struct VirtioMMIOTests {
+    let memory = try! GuestMemory(ranges: [(GuestAddress(0), 0x10_0000)])
+
+    func read32(_ t: VirtioMMIO, _ offset: UInt64) -> UInt32 {
+        var v: UInt32 = 0
+        withUnsafeMutableBytes(of: &v) { t.read(offset: offset, data: $0) }
+        return v
+    }
+    func write32(_ t: VirtioMMIO, _ offset: UInt64, _ value: UInt32) {
+        withUnsafeBytes(of: value) { t.write(offset: offset, data: $0) }
+    }
+
+    @Test func identityRegistersAndTheDriverInitSequence() throws {
+        let interrupts = Atomic<Int>(0)
+        let notified = Mutex<[Int]>([])
+        let device = VirtioBlock(name: "vda", backend: MemoryDisk(size: 4096), serial: "x")
+        let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: { interrupts.add(1, ordering: .relaxed) },
+                           notify: { q in notified.withLock { $0.append(q) } })
+        #expect(read32(t, VirtioMMIO.magicValue) == 0x7472_6976)
+        #expect(read32(t, VirtioMMIO.version) == 2)
+        #expect(read32(t, VirtioMMIO.deviceID) == 2)
+        write32(t, VirtioMMIO.status, 3)
+        write32(t, VirtioMMIO.deviceFeaturesSel, 1)
+        #expect(read32(t, VirtioMMIO.deviceFeatures) & 1 == 1)   // VERSION_1
+        write32(t, VirtioMMIO.driverFeaturesSel, 1)
+        write32(t, VirtioMMIO.driverFeatures, 1)
+        write32(t, VirtioMMIO.status, 3 | 8)
+        #expect(read32(t, VirtioMMIO.status) & 8 == 8)
+        write32(t, VirtioMMIO.queueSel, 0)
+        #expect(read32(t, VirtioMMIO.queueNumMax) == 256)
+        write32(t, VirtioMMIO.queueNum, 16)
+        write32(t, VirtioMMIO.queueDescLow, 0x1000)
+        write32(t, VirtioMMIO.queueDriverLow, 0x3000)
+        write32(t, VirtioMMIO.queueDeviceLow, 0x4000)
+        write32(t, VirtioMMIO.queueReady, 1)
+        write32(t, VirtioMMIO.status, 3 | 8 | 4)
+        #expect(read32(t, VirtioMMIO.status) == 15)
+        // Notify without an ioeventfd still reaches the device's queue.
+        write32(t, VirtioMMIO.queueNotify, 0)
+        write32(t, VirtioMMIO.queueNotify, 9)        // no such queue: ignored
+        #expect(notified.withLock { $0 } == [0])
+        // Non-32-bit register accesses are ignored.
+        withUnsafeBytes(of: UInt16(0)) { t.write(offset: VirtioMMIO.status, data: $0) }
+        #expect(read32(t, VirtioMMIO.status) == 15)
+        write32(t, VirtioMMIO.status, 0)
+        #expect(read32(t, VirtioMMIO.status) == 0 && read32(t, VirtioMMIO.queueReady) == 0)
+    }
+
+    @Test func aBrokenQueueAtDriverOKNeedsReset() {
+        let device = VirtioBlock(name: "vda", backend: MemoryDisk(size: 4096), serial: "x")
+        let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: {}, notify: { _ in })
+        write32(t, VirtioMMIO.status, 3)
+        write32(t, VirtioMMIO.driverFeaturesSel, 1)
+        write32(t, VirtioMMIO.driverFeatures, 1)
+        write32(t, VirtioMMIO.status, 11)
+        write32(t, VirtioMMIO.queueNum, 16)
+        write32(t, VirtioMMIO.queueDescLow, 0xFFFF_F000)      // outside RAM
+        write32(t, VirtioMMIO.queueReady, 1)
+        write32(t, VirtioMMIO.status, 15)
+        #expect(read32(t, VirtioMMIO.status) & UInt32(DeviceStatus.deviceNeedsReset) != 0)
+        #expect(read32(t, VirtioMMIO.interruptStatus) & VirtioMMIO.interruptConfigChange != 0)
+        write32(t, VirtioMMIO.interruptACK, VirtioMMIO.interruptConfigChange)
+        #expect(read32(t, VirtioMMIO.interruptStatus) == 0)
+    }
+}
