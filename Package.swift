@@ -48,7 +48,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Machine"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )

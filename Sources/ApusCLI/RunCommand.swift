@@ -27,7 +27,7 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"
           apus run --kernel vmlinuz --initrd initrd.img --cpus 2 --memory 1G
           apus run --kernel vmlinuz --console file=boot.log --acpi off
-          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --disk path=ro.img,readonly=on
+          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --disk path=ro.img,readonly=on --rng
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
         """)
@@ -50,6 +50,9 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A virtio-blk disk: a raw image file; repeatable. Writable disks are locked exclusively.", valueName: "path=IMG[,readonly=on]"))
     public var disk: [DiskSpec] = []
 
+    @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")
+    public var rng = false
+
     @Option(name: .long, help: ArgumentHelp("How virtio devices attach: mmio (virtio-mmio, described in ACPI).", valueName: "mmio"))
     public var transport: Transport = .mmio
 
@@ -59,7 +62,7 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Guest RAM, e.g. 512M or 2G.", valueName: "size"))
     public var memory: String = "512M"
 
-    @Option(name: .long, help: ArgumentHelp("Where the guest console goes: stdio, file=PATH or none.", valueName: "target"))
+    @Option(name: .long, help: ArgumentHelp("Where the guest console goes: stdio (COM1), virtio (hvc0 on stdio), file=PATH or none.", valueName: "target"))
     public var console: ConsoleTarget = .stdio
 
     @Option(name: .long, help: ArgumentHelp("Trace events as they happen. Categories: exits.", valueName: "categories"))
@@ -69,6 +72,13 @@ public struct RunCommand: ParsableCommand {
     public var stats = false
 
     public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
+
+    /// The command line to boot: `--cmdline` if given, else the default for the console.
+    var commandLine: String {
+        if cmdlineGiven { return cmdline }
+        return console == .virtio ? "console=hvc0 reboot=k panic=-1" : Self.defaultCommandLine
+    }
+    private var cmdlineGiven: Bool { cmdline != Self.defaultCommandLine }
 
     public init() {}
 
@@ -94,7 +104,7 @@ public struct RunCommand: ParsableCommand {
         case (nil, nil): throw ValidationError("nothing to boot: give --kernel FILE (Linux) or --bare FILE")
         case (.some, .some): throw ValidationError("--kernel and --bare exclude each other")
         case (nil, .some) where initrd != nil: throw ValidationError("--initrd needs --kernel")
-        case (nil, .some) where !disk.isEmpty: throw ValidationError("--disk needs --kernel")
+        case (nil, .some) where !disk.isEmpty || rng: throw ValidationError("--disk and --rng need --kernel")
         default: break
         }
         _ = try machineConfig()
@@ -107,6 +117,7 @@ public struct RunCommand: ParsableCommand {
         let ramdisk = try initrd.map { try load($0, what: "initrd") } ?? []
         let consoleFile = try console.openOutput()
         config.consoleOutput = console.sink(fd: consoleFile)
+        var virtioConsole: VirtioConsole?
 
         let machine: Machine
         var board: TestBoard?
@@ -121,17 +132,30 @@ public struct RunCommand: ParsableCommand {
                     try machine.addVirtioMMIO(VirtioBlock(name: "virtio-blk\(i)", backend: backend, serial: "apus-disk\(i)",
                                                           log: { fputsError("apus: \($0)") }))
                 }
-                try machine.loadLinux(LinuxBoot(kernel: image, initrd: ramdisk, commandLine: cmdline, acpi: acpi == .on))
+                if rng { try machine.addVirtioMMIO(VirtioEntropy(log: { fputsError("apus: \($0)") })) }
+                if console == .virtio {
+                    let device = VirtioConsole(output: config.consoleOutput, log: { fputsError("apus: \($0)") })
+                    try machine.addVirtioMMIO(device)
+                    virtioConsole = device
+                }
+                try machine.loadLinux(LinuxBoot(kernel: image, initrd: ramdisk, commandLine: commandLine, acpi: acpi == .on))
             }
         } catch {
             throw CLIError("\(error)")
         }
 
         // The guest owns the terminal from here until it stops.
-        let interactive = console == .stdio && bare == nil
+        let interactive = (console == .stdio || console == .virtio) && bare == nil
         let terminal = interactive ? RawTerminal(fd: 0) : nil
         SignalWatcher.start(control: machine.control)
-        let input = interactive ? try? ConsoleInput(fd: 0, serial: machine.serial, control: machine.control) : nil
+        let serial = machine.serial
+        let deliver: @Sendable ([UInt8]) -> Int
+        if let virtioConsole {
+            deliver = { bytes in virtioConsole.receive(bytes) }
+        } else {
+            deliver = { bytes in serial.receive(bytes) }
+        }
+        let input = interactive ? try? ConsoleInput(fd: 0, control: machine.control, deliver: deliver) : nil
         let reason = machine.run()
         input?.join()
         terminal?.restore()
@@ -204,24 +228,26 @@ public enum Toggle: String, ExpressibleByArgument, Sendable {
 /// Where the console goes.
 public enum ConsoleTarget: ExpressibleByArgument, Equatable, Sendable {
     case stdio
+    case virtio
     case file(String)
     case none
 
     public init?(argument: String) {
         switch argument {
         case "stdio": self = .stdio
+        case "virtio": self = .virtio
         case "none": self = .none
         case _ where argument.hasPrefix("file=") && argument.count > 5: self = .file(String(argument.dropFirst(5)))
         default: return nil
         }
     }
 
-    public static var allValueStrings: [String] { ["stdio", "file=PATH", "none"] }
+    public static var allValueStrings: [String] { ["stdio", "virtio", "file=PATH", "none"] }
 
     /// The descriptor output goes to: stdout, a newly created file, or -1 for none.
     func openOutput() throws -> Int32 {
         switch self {
-        case .stdio: return 1
+        case .stdio, .virtio: return 1
         case .none: return -1
         case let .file(path):
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

@@ -1,3 +1,4 @@
+import CKVM
 import Glibc
 
 /// An owned file descriptor, closed exactly once when its owner goes away.
@@ -68,4 +69,11 @@ public func writeFile(_ path: String, _ text: String) throws(SystemError) {
         }
         done += n
     }
+}
+
+/// Fills `count` bytes at `buffer` from the kernel's random pool (`getrandom(2)`); returns the
+/// number of bytes written (fewer on interruption, 0 on error).
+public func fillRandom(_ buffer: UnsafeMutableRawPointer, count: Int) -> Int {
+    let n = getrandom(buffer, count, 0)
+    return n > 0 ? n : 0
 }

@@ -2,18 +2,20 @@ import Devices
 import Glibc
 import LinuxSupport
 
-/// Feeds a host descriptor (normally stdin) into the guest's UART, and watches for the escape
+/// Feeds a host descriptor (normally stdin) into the guest's console (the UART or virtio-console),
+/// and watches for the escape
 /// sequence Ctrl-A x that quits Apus (as in QEMU). Ctrl-A Ctrl-A sends one Ctrl-A to the guest.
 ///
-/// It polls with a short timeout so that it notices the machine stopping; input that the UART's
-/// 16-byte FIFO cannot take yet waits here until the guest has read some.
+/// It polls with a short timeout so that it notices the machine stopping; input the console
+/// cannot take yet (the UART's FIFO holds 16 bytes) waits here until the guest has read some.
 public final class ConsoleInput: Sendable {
     static let escapeKey: UInt8 = 0x01  // Ctrl-A
     static let quitKey = UInt8(ascii: "x")
 
     private let thread: PosixThread
 
-    public init(fd: Int32, serial: Serial8250, control: MachineControl) throws(SystemError) {
+    /// `deliver` hands bytes to the guest's console and returns how many it took.
+    public init(fd: Int32, control: MachineControl, deliver: @escaping @Sendable ([UInt8]) -> Int) throws(SystemError) {
         thread = try PosixThread.start(name: "apus-console") {
             var pending: [UInt8] = []
             var sawEscape = false
@@ -21,7 +23,7 @@ public final class ConsoleInput: Sendable {
             var open = true
             while !control.isStopping {
                 if !pending.isEmpty {
-                    let n = serial.receive(pending)
+                    let n = deliver(pending)
                     pending.removeFirst(n)
                     if !pending.isEmpty { usleep(1000); continue }
                 }

@@ -20,6 +20,8 @@ public struct VirtioMMIOPlacement: Sendable {
     public let base: UInt64
     public let gsi: UInt32
     public let name: String
+    /// The transport, for inspection (e.g. `notificationsThroughExits`).
+    public let transport: VirtioMMIO
 }
 
 extension Machine {
@@ -53,7 +55,7 @@ extension Machine {
             notify: { q in events[q].signal() },
             log: { fputsError("apus: \($0)") })
         try registerMMIO(transport, address: base, length: VirtioMMIO.windowSize)
-        let placement = VirtioMMIOPlacement(base: base, gsi: gsi, name: device.name)
+        let placement = VirtioMMIOPlacement(base: base, gsi: gsi, name: device.name, transport: transport)
         virtioMMIOPlacements.append(placement)
         return placement
     }

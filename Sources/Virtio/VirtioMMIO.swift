@@ -36,6 +36,10 @@ public final class VirtioMMIO: BusDevice {
     private let interrupt: Interrupt
     private let notify: @Sendable (Int) -> Void
     private let log: @Sendable (String) -> Void
+    private let notifyExits = Atomic<Int>(0)
+
+    /// QueueNotify writes that exited to userspace instead of being caught by an ioeventfd.
+    public var notificationsThroughExits: Int { notifyExits.load(ordering: .relaxed) }
 
     /// - Parameters:
     ///   - raiseInterrupt: asserts the device's interrupt line (an irqfd signal).
@@ -104,6 +108,7 @@ public final class VirtioMMIO: BusDevice {
         guard data.count == 4, offset % 4 == 0 else { return }
         let value = UInt32(truncatingIfNeeded: data.littleEndianValue)
         if offset == Self.queueNotify {
+            notifyExits.add(1, ordering: .relaxed)
             if Int(value) < device.queueMaxSizes.count { notify(Int(value)) }
             return
         }

@@ -1,3 +1,5 @@
+import Devices
+import Glibc
 import Machine
 import Testing
 
@@ -142,5 +144,34 @@ import Testing
             #expect(round.count == ExitBenchmark.Kind.allCases.count)
             #expect(round.allSatisfy { $0 > 0 })
         }
+    }
+}
+
+@Suite struct VirtioGuestTests {
+    @Test func aBareVirtioDriverWritesAndReadsSectorsThroughIOEventFDAndIRQFD() throws {
+        guard KVMTestSupport.kvmAvailable() else { return }
+        var template = Array("/tmp/apus-disk-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        #expect(fd >= 0)
+        let path = String(cString: template)
+        defer { unlink(path); close(fd) }
+        #expect(ftruncate(fd, 64 * 512) == 0)
+
+        var disk: FileBlockBackend?
+        guard let run = try KVMTestSupport.run("virtio-blk", prepare: { machine, _ in
+            let backend = try FileBlockBackend(path: path, readOnly: false)
+            disk = backend
+            try machine.addVirtioMMIO(VirtioBlock(name: "vda", backend: backend, serial: "test"))
+        }) else { return }
+        #expect(run.reason == .debugExit(0), "the guest driver failed at step \(run.reason.exitStatus)")
+        #expect(run.board.probePIO.reports == [2], "completion interrupts taken")
+        let transport = try #require(run.machine.virtioMMIOPlacements.first?.transport)
+        #expect(transport.notificationsThroughExits == 0, "QueueNotify must be served by the ioeventfd")
+        // The data reached the image file: sector 1 holds the pattern i * 7 + 3.
+        var sector = [UInt8](repeating: 0, count: 512)
+        let n = sector.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, 512, 512) }
+        #expect(n == 512)
+        #expect(sector == (0..<512).map { UInt8(truncatingIfNeeded: $0 * 7 + 3) })
+        _ = disk
     }
 }

@@ -78,11 +78,12 @@ status=$?
 guest_check acpi-off-boots "$WORK/acpi-off.log" reboot.reached
 expect acpi-off-reboots $([ $status -eq 32 ]; echo $?) "apus exit status $status"
 
-# 4. virtio-blk over virtio-mmio: a writable and a read-only disk.
+# 4. virtio-blk over virtio-mmio (a writable and a read-only disk) and virtio-rng.
 dd if=/dev/zero of="$WORK/disk.img" bs=1M count=32 2>/dev/null
 dd if=/dev/zero of="$WORK/ro.img" bs=1M count=4 2>/dev/null
 printf 'apus-readonly-disk' | dd of="$WORK/ro.img" conv=notrunc 2>/dev/null
-boot disk --disk "path=$WORK/disk.img" --disk "path=$WORK/ro.img,readonly=on" --cmdline "$BASE apus.test=disk"
+boot disk --disk "path=$WORK/disk.img" --disk "path=$WORK/ro.img,readonly=on" --rng \
+    --cmdline "$BASE apus.test=disk apus.expect.rng=1"
 status=$?
 expect disk-boot-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status"
 guest_check disk-found-over-acpi "$WORK/disk.log" disk.found
@@ -90,32 +91,40 @@ guest_check disk-mkfs-mount-write "$WORK/disk.log" disk.write
 guest_check disk-read-back "$WORK/disk.log" disk.read-back
 guest_check disk-readonly-reads "$WORK/disk.log" disk.ro-read
 guest_check disk-readonly-refuses-writes "$WORK/disk.log" disk.ro-write
+guest_check rng-hwrng-returns-data "$WORK/disk.log" disk.hwrng
 grep -aq apus-e2e-file-content-4711 "$WORK/disk.img"
 expect disk-data-reaches-image $? "the host finds the guest's file content in disk.img"
 grep -aq apus-readonly-disk "$WORK/ro.img"
 expect disk-readonly-image-unchanged $? "ro.img still starts with its marker"
 
-# 5. Typed input reaches the guest shell and its answer comes back.
-rm -f "$WORK/input.fifo"; mkfifo "$WORK/input.fifo"
-echo "e2e: booting 'input' ($(date +%T))" >&2
-timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --cmdline "$BASE" \
-    <"$WORK/input.fifo" >"$WORK/input.log" 2>"$WORK/input.err" &
-pid=$!
-exec 3>"$WORK/input.fifo"
-waited=0
-until grep -aq 'Interactive shell' "$WORK/input.log" 2>/dev/null || [ $waited -ge "$LIMIT" ]; do
-    sleep 1; waited=$((waited + 1))
-done
-sleep 2
-printf 'echo typed-$((6 * 7))-back\n' >&3
-waited=0
-until grep -aq 'typed-42-back' "$WORK/input.log" || [ $waited -ge 120 ]; do sleep 1; waited=$((waited + 1)); done
-printf 'poweroff -f\n' >&3
-wait $pid
-status=$?
-exec 3>&-
-grep -aq 'typed-42-back' "$WORK/input.log"
-expect input-reaches-shell $? "the shell computed typed-\$((6 * 7))-back -> typed-42-back; apus exit $status"
+# 5. Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
+#    virtio-console (hvc0).
+# interactive NAME ARGS...: boots with stdin from a FIFO, waits for the shell, types a command.
+interactive() {
+    name=$1; shift
+    rm -f "$WORK/$name.fifo"; mkfifo "$WORK/$name.fifo"
+    echo "e2e: booting '$name' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" "$@" \
+        <"$WORK/$name.fifo" >"$WORK/$name.log" 2>"$WORK/$name.err" &
+    pid=$!
+    exec 3>"$WORK/$name.fifo"
+    waited=0
+    until grep -aq 'Interactive shell' "$WORK/$name.log" 2>/dev/null || [ $waited -ge "$LIMIT" ]; do
+        sleep 1; waited=$((waited + 1))
+    done
+    sleep 2
+    printf 'echo typed-$((6 * 7))-back\n' >&3
+    waited=0
+    until grep -aq 'typed-42-back' "$WORK/$name.log" || [ $waited -ge 120 ]; do sleep 1; waited=$((waited + 1)); done
+    printf 'poweroff -f\n' >&3
+    wait $pid
+    status=$?
+    exec 3>&-
+    grep -aq 'typed-42-back' "$WORK/$name.log"
+    expect "$name-reaches-shell" $? "the shell computed typed-\$((6 * 7))-back -> typed-42-back; apus exit $status"
+}
+interactive input --cmdline "$BASE"
+interactive hvc0-input --console virtio --cmdline "console=hvc0 panic=-1 quiet loglevel=4"
 
 # Show the tails of the logs: inside the nested host they are gone afterwards.
 for f in "$WORK"/*.log "$WORK"/*.err; do

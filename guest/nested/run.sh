@@ -8,8 +8,10 @@
 #                  timeout (default 1200 s) expired, 125 when the host died without NESTED-EXIT.
 #   --interactive  the terminal is the serial console (Ctrl-] x quits QEMU); no timeout unless given.
 #   --append ARGS  extra kernel command-line words (e.g. apus.nested.shell=1).
-# Environment: APUS_NESTED_CPU (EPYC,+svm,+npt minus what TCG lacks), APUS_NESTED_SMP (2), APUS_NESTED_MEM (2G),
-#              APUS_NESTED_TIMEOUT (1200), APUS_LINUX_ASSETS (guest/build/linux), QEMU (qemu-system-x86_64).
+# On timeout, QEMU's vCPU registers and LAPICs are saved in FILE.hang (needs socat).
+# Environment: APUS_NESTED_CPU (EPYC,+svm,+npt minus what TCG lacks), APUS_NESTED_SMP (2),
+#              APUS_NESTED_MEM (2G), APUS_NESTED_ACCEL (tcg), APUS_NESTED_TIMEOUT
+#              (1200), APUS_LINUX_ASSETS (guest/build/linux), QEMU (qemu-system-x86_64).
 set -euo pipefail
 
 log() { printf 'nested-run: %s\n' "$*" >&2; }
@@ -45,6 +47,11 @@ QEMU=${QEMU:-qemu-system-x86_64}
 # them anyway, with one warning per feature and vCPU).
 CPU=${APUS_NESTED_CPU:-EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec}
 SMP=${APUS_NESTED_SMP:-2}
+# Multi-threaded TCG (QEMU's default for -smp 2). Single-threaded TCG (APUS_NESTED_ACCEL=
+# tcg,thread=single) avoided a rare level-1 livelock in KVM VM creation/destruction in a stress
+# loop of tiny VMs, but a 2-vCPU level-2 Linux boot under apus then made no progress at all in
+# 15 minutes, so the default stays multi-threaded.
+ACCEL=${APUS_NESTED_ACCEL:-tcg}
 MEM=${APUS_NESTED_MEM:-2G}
 if ((interactive)); then timeout_s=${timeout_s:-0}; else timeout_s=${timeout_s:-${APUS_NESTED_TIMEOUT:-1200}}; fi
 
@@ -61,7 +68,7 @@ command -v "$QEMU" >/dev/null || "$ROOT/guest/linux/fetch-assets.sh" "$ASSETS" #
 cmdline="console=ttyS0 quiet panic=1 oops=panic"
 ((interactive)) && cmdline+=" apus.nested.interactive=1"
 [[ -n $append ]] && cmdline+=" $append"
-qemu=("$QEMU" -accel tcg -cpu "$CPU" -smp "$SMP" -m "$MEM" -nographic -no-reboot -nic none
+qemu=("$QEMU" -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" -nographic -no-reboot -nic none
       -kernel "$ASSETS/vmlinuz" -initrd "$initrd" -append "$cmdline")
 log "${qemu[*]}"
 

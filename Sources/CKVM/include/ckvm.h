@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <termios.h>
 #include <errno.h>
+#include <sys/random.h>
 
 // ioctl(2) with a pointer argument.
 static inline int apus_ioctl_ptr(int fd, unsigned long request, void *arg) {

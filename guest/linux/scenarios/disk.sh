@@ -3,6 +3,7 @@
 #   /dev/vda (writable): mke2fs, mount, write a file, unmount, sync — the host then finds the
 #                        file's content in the image
 #   /dev/vdb (read-only): reads work, writes are refused
+#   /dev/hwrng (with apus.expect.rng=1): returns random bytes from virtio-rng
 APUS_SCENARIO=disk
 . /scenarios/lib.sh
 
@@ -34,6 +35,15 @@ if [ -b /dev/vdb ]; then
     fi
 else
     fail ro-read "no /dev/vdb"
+fi
+# virtio-rng, when apus was given --rng.
+if grep -q apus.expect.rng=1 /proc/cmdline; then
+    bytes=$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
+    if [ ${#bytes} -eq 64 ] && [ "$bytes" != "0000000000000000000000000000000000000000000000000000000000000000" ]; then
+        pass hwrng "32 bytes from /dev/hwrng ($(cat /sys/class/misc/hw_random/rng_current 2>/dev/null)): $bytes"
+    else
+        fail hwrng "read '$bytes' from /dev/hwrng ($(cat /sys/class/misc/hw_random/rng_current 2>&1))"
+    fi
 fi
 summary
 sync

@@ -1,0 +1,63 @@
+import Glibc
+import LinuxSupport
+import GuestMemory
+import Synchronization
+import Virtio
+
+/// virtio-rng (virtio 1.2 §5.4): one queue of device-writable buffers, filled from the host's
+/// `getrandom(2)`.
+public final class VirtioEntropy: VirtioDevice {
+    public let deviceType = VirtioDeviceID.entropy
+    public let name: String
+    public let offeredFeatures = VirtioFeature.version1 | VirtioFeature.ringIndirectDesc | VirtioFeature.ringEventIdx
+    public let queueMaxSizes: [UInt16] = [256]
+    /// At most this many bytes per buffer: a guest cannot make one request drain the host pool.
+    static let maxBytesPerBuffer = 64 * 1024
+    private let log: @Sendable (String) -> Void
+
+    private struct Active: @unchecked Sendable {
+        let queue: SplitQueue
+        let interrupt: any VirtioInterrupt
+    }
+    private let active = Mutex<Active?>(nil)
+
+    public init(name: String = "virtio-rng", log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.name = name
+        self.log = log
+    }
+
+    public func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) {
+        readConfigBytes([], offset: offset, into: buffer)
+    }
+
+    public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
+        guard let queue = queues.first ?? nil else { throw QueueError.invalidSize(0, max: 256) }
+        active.withLock { $0 = Active(queue: queue, interrupt: interrupt) }
+    }
+
+    public func reset() { active.withLock { $0 = nil } }
+
+    public func processQueue(_ index: Int) {
+        guard index == 0, let a = active.withLock({ $0 }) else { return }
+        var completed = false
+        do {
+            while var chain = try a.queue.popAvailable() {
+                var written: UInt32 = 0
+                while let d = chain.next(), d.isWritable {
+                    let n = min(Int(d.length), Self.maxBytesPerBuffer)
+                    guard n > 0, let host = try? a.queue.memory.hostPointer(d.address, length: UInt64(n)) else { continue }
+                    let got = fillRandom(host, count: n)
+                    if got > 0 { written += UInt32(got) }
+                }
+                if let error = chain.error { throw error }
+                a.queue.addUsed(head: chain.head, written: written)
+                completed = true
+            }
+        } catch {
+            log("\(name): \(error); the device needs a reset")
+            a.interrupt.deviceNeedsReset()
+            return
+        }
+        if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
+    }
+}
