@@ -6,3 +6,8 @@
 int apus_set_thread_name(pthread_t thread, const char *name) {
     return pthread_setname_np(thread, name);
 }
+
+#include <fcntl.h>
+int apus_fallocate(int fd, int mode, long long offset, long long length) {
+    return fallocate(fd, mode, offset, length);
+}

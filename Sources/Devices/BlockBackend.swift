@@ -13,6 +13,10 @@ public protocol BlockBackend: Sendable {
     func write(at offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws(SystemError)
     /// Makes written data durable (`fdatasync`).
     func flush() throws(SystemError)
+    /// The range's contents may be dropped (DISCARD); reads may return anything afterwards.
+    func discard(at offset: UInt64, length: UInt64) throws(SystemError)
+    /// The range must read as zeros afterwards (WRITE_ZEROES); `unmap` allows freeing it.
+    func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(SystemError)
 }
 
 /// A raw disk image in a regular file.
@@ -71,5 +75,32 @@ public final class FileBlockBackend: BlockBackend {
 
     public func flush() throws(SystemError) {
         if fdatasync(fd) != 0 { throw .current("fdatasync \(path)") }
+    }
+
+    // fallocate(2) modes from <linux/falloc.h>.
+    static let keepSize: Int32 = 0x01, punchHole: Int32 = 0x02, zeroRange: Int32 = 0x10
+
+    public func discard(at offset: UInt64, length: UInt64) throws(SystemError) {
+        // Punching a hole frees the blocks and reads back as zeros; a file system that cannot
+        // punch holes makes DISCARD a no-op, which the spec allows.
+        if fallocateRange(fd, mode: Self.punchHole | Self.keepSize, offset: offset, length: length) != 0 && errno != EOPNOTSUPP {
+            throw .current("discard \(path)")
+        }
+    }
+
+    public func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(SystemError) {
+        let mode = unmap ? Self.punchHole | Self.keepSize : Self.zeroRange | Self.keepSize
+        if fallocateRange(fd, mode: mode, offset: offset, length: length) == 0 { return }
+        guard errno == EOPNOTSUPP else { throw .current("write zeroes \(path)") }
+        // No fallocate support: write the zeros.
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer { chunk.deallocate() }
+        chunk.initializeMemory(as: UInt8.self, repeating: 0)
+        var done: UInt64 = 0
+        while done < length {
+            let n = Int(min(UInt64(chunk.count), length - done))
+            try write(at: offset + done, UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            done += UInt64(n)
+        }
     }
 }

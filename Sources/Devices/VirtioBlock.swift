@@ -13,10 +13,15 @@ import Virtio
 public final class VirtioBlock: VirtioDevice {
     // Request types and status values.
     static let typeIn: UInt32 = 0, typeOut: UInt32 = 1, typeFlush: UInt32 = 4, typeGetID: UInt32 = 8
+    static let typeDiscard: UInt32 = 11, typeWriteZeroes: UInt32 = 13
     public static let statusOK: UInt8 = 0, statusIOError: UInt8 = 1, statusUnsupported: UInt8 = 2
     // Feature bits.
     static let featureSizeMax: UInt64 = 1 << 1, featureSegMax: UInt64 = 1 << 2, featureRO: UInt64 = 1 << 5
     static let featureBlkSize: UInt64 = 1 << 6, featureFlush: UInt64 = 1 << 9
+    static let featureConfigWCE: UInt64 = 1 << 11, featureDiscard: UInt64 = 1 << 13, featureWriteZeroes: UInt64 = 1 << 14
+    /// Limits for DISCARD / WRITE_ZEROES: sectors per segment and segments per request.
+    static let maxRangeSectors: UInt32 = 1 << 22, maxRangeSegments: UInt32 = 16
+    static let writebackOffset = 32
     public static let sectorSize: UInt64 = 512
     static let queueSize: UInt16 = 256
     static let maxSegmentSize: UInt32 = 1 << 20
@@ -28,6 +33,9 @@ public final class VirtioBlock: VirtioDevice {
     public let queueMaxSizes: [UInt16] = [VirtioBlock.queueSize]
     private let backend: any BlockBackend
     private let config: [UInt8]
+    /// CONFIG_WCE's `writeback` byte: 1 = write-back (the driver flushes), 0 = write-through
+    /// (every write is made durable before it completes).
+    private let writeback = Atomic<UInt8>(1)
     private let serial: [UInt8]
     private let log: @Sendable (String) -> Void
 
@@ -44,10 +52,13 @@ public final class VirtioBlock: VirtioDevice {
         self.serial = Array(serial.utf8.prefix(Self.idLength))
         var features = VirtioFeature.version1 | VirtioFeature.ringIndirectDesc | VirtioFeature.ringEventIdx
             | Self.featureSizeMax | Self.featureSegMax | Self.featureBlkSize | Self.featureFlush
-        if backend.isReadOnly { features |= Self.featureRO }
+            | Self.featureConfigWCE
+        if backend.isReadOnly { features |= Self.featureRO } else { features |= Self.featureDiscard | Self.featureWriteZeroes }
         offeredFeatures = features
-        // Configuration layout (§5.2.4): capacity, size_max, seg_max, geometry, blk_size.
-        var c = [UInt8](repeating: 0, count: 24)
+        // Configuration layout (§5.2.4): capacity @0, size_max @8, seg_max @12, geometry @16,
+        // blk_size @20, topology @24, writeback @32, num_queues @34, discard limits @36–47,
+        // write-zeroes limits @48–56.
+        var c = [UInt8](repeating: 0, count: 60)
         func put<T: FixedWidthInteger>(_ v: T, _ at: Int) {
             withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { c[at + i] = b } }
         }
@@ -55,12 +66,30 @@ public final class VirtioBlock: VirtioDevice {
         put(Self.maxSegmentSize, 8)
         put(UInt32(Self.queueSize - 2), 12)
         put(UInt32(Self.sectorSize), 20)
+        put(UInt16(1), 34)
+        put(Self.maxRangeSectors, 36)
+        put(Self.maxRangeSegments, 40)
+        put(UInt32(1), 44)
+        put(Self.maxRangeSectors, 48)
+        put(Self.maxRangeSegments, 52)
+        c[56] = 1  // write_zeroes_may_unmap
         config = c
     }
 
     public func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) {
-        readConfigBytes(config, offset: offset, into: buffer)
+        var c = config
+        c[Self.writebackOffset] = writeback.load(ordering: .relaxed)
+        readConfigBytes(c, offset: offset, into: buffer)
     }
+
+    /// Only `writeback` is writable (CONFIG_WCE); other writes are ignored.
+    public func writeConfig(offset: Int, bytes: UnsafeRawBufferPointer) {
+        guard offset == Self.writebackOffset, bytes.count == 1 else { return }
+        writeback.store(bytes[0] == 0 ? 0 : 1, ordering: .relaxed)
+    }
+
+    /// Whether every write is made durable before it completes.
+    public var isWriteThrough: Bool { writeback.load(ordering: .relaxed) == 0 }
 
     public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
         guard let queue = queues.first ?? nil else { throw QueueError.invalidSize(0, max: Self.queueSize) }
@@ -68,25 +97,32 @@ public final class VirtioBlock: VirtioDevice {
     }
 
     public func reset() {
+        // Taking the lock waits for a queue run in progress: after reset returns, the device
+        // no longer touches guest memory.
         active.withLock { $0 = nil }
+        writeback.store(1, ordering: .relaxed)
     }
 
     public func processQueue(_ index: Int) {
-        guard index == 0, let a = active.withLock({ $0 }) else { return }
-        var completed = false
-        do {
-            while var chain = try a.queue.popAvailable() {
-                let written = handle(&chain, memory: a.queue.memory)
-                if let error = chain.error { throw error }
-                a.queue.addUsed(head: chain.head, written: written)
-                completed = true
+        guard index == 0 else { return }
+        // The whole run holds the lock, so a concurrent reset waits for it (see `reset`).
+        active.withLock { active in
+            guard let a = active else { return }
+            var completed = false
+            do {
+                while var chain = try a.queue.popAvailable() {
+                    let written = handle(&chain, memory: a.queue.memory)
+                    if let error = chain.error { throw error }
+                    a.queue.addUsed(head: chain.head, written: written)
+                    completed = true
+                }
+            } catch {
+                log("\(name): \(error); the device needs a reset")
+                a.interrupt.deviceNeedsReset()
+                return
             }
-        } catch {
-            log("\(name): \(error); the device needs a reset")
-            a.interrupt.deviceNeedsReset()
-            return
+            if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
         }
-        if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
     }
 
     /// Serves one request; returns the bytes written into the chain (data + status).
@@ -129,7 +165,13 @@ public final class VirtioBlock: VirtioDevice {
                 status = transfer(readable, at: 16, count: dataOut, memory: memory) { offset, buffer throws(SystemError) in
                     try backend.write(at: sector * Self.sectorSize + offset, UnsafeRawBufferPointer(buffer))
                 }
+                if status == Self.statusOK && isWriteThrough {
+                    do { try backend.flush() } catch { log("\(name): \(error)"); status = Self.statusIOError }
+                }
             }
+        case Self.typeDiscard, Self.typeWriteZeroes:
+            status = backend.isReadOnly ? Self.statusIOError
+                : ranges(readable, count: dataOut, type: type, memory: memory)
         case Self.typeFlush:
             do { try backend.flush() } catch { log("\(name): \(error)"); status = Self.statusIOError }
         case Self.typeGetID:
@@ -141,6 +183,37 @@ public final class VirtioBlock: VirtioDevice {
         }
         writeStatus(status, into: writable, at: outBytes - 1, memory: memory)
         return UInt32(written + 1)
+    }
+
+    /// DISCARD / WRITE_ZEROES: the data is an array of 16-byte segments
+    /// `{sector u64, num_sectors u32, flags u32}` (flags bit 0: unmap, WRITE_ZEROES only).
+    private func ranges(_ readable: [Descriptor], count: Int, type: UInt32, memory: GuestMemory) -> UInt8 {
+        guard count > 0, count % 16 == 0, count / 16 <= Int(Self.maxRangeSegments) else { return Self.statusUnsupported }
+        var segments = [UInt8](repeating: 0, count: count)
+        copy(from: readable, at: 16, into: &segments, memory: memory)
+        for i in 0..<(count / 16) {
+            var sector: UInt64 = 0, sectors: UInt32 = 0, flags: UInt32 = 0
+            for b in 0..<8 { sector |= UInt64(segments[i * 16 + b]) << (8 * UInt64(b)) }
+            for b in 0..<4 { sectors |= UInt32(segments[i * 16 + 8 + b]) << (8 * UInt32(b)) }
+            for b in 0..<4 { flags |= UInt32(segments[i * 16 + 12 + b]) << (8 * UInt32(b)) }
+            // Unknown flags, or unmap on DISCARD, are UNSUPP (§5.2.6.2).
+            guard flags & ~1 == 0, type == Self.typeWriteZeroes || flags == 0 else { return Self.statusUnsupported }
+            guard sectors <= Self.maxRangeSectors, inRange(sector, Int(sectors) * Int(Self.sectorSize)) else {
+                return Self.statusIOError
+            }
+            let offset = sector * Self.sectorSize, length = UInt64(sectors) * Self.sectorSize
+            do {
+                if type == Self.typeDiscard {
+                    try backend.discard(at: offset, length: length)
+                } else {
+                    try backend.writeZeroes(at: offset, length: length, unmap: flags & 1 != 0)
+                }
+            } catch {
+                log("\(name): \(error)")
+                return Self.statusIOError
+            }
+        }
+        return Self.statusOK
     }
 
     private func inRange(_ sector: UInt64, _ bytes: Int) -> Bool {

@@ -38,7 +38,10 @@ public final class VirtioEntropy: VirtioDevice {
     public func reset() { active.withLock { $0 = nil } }
 
     public func processQueue(_ index: Int) {
-        guard index == 0, let a = active.withLock({ $0 }) else { return }
+        guard index == 0 else { return }
+        // Holding the lock for the run makes `reset` wait for it: no guest-memory access after.
+        active.withLock { active in
+        guard let a = active else { return }
         var completed = false
         do {
             while var chain = try a.queue.popAvailable() {
@@ -59,5 +62,6 @@ public final class VirtioEntropy: VirtioDevice {
             return
         }
         if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
+        }
     }
 }

@@ -77,3 +77,8 @@ public func fillRandom(_ buffer: UnsafeMutableRawPointer, count: Int) -> Int {
     let n = getrandom(buffer, count, 0)
     return n > 0 ? n : 0
 }
+
+/// `fallocate(2)` (punch hole, zero range, …); returns 0 or -1 with `errno` set.
+public func fallocateRange(_ fd: Int32, mode: Int32, offset: UInt64, length: UInt64) -> Int32 {
+    apus_fallocate(fd, mode, Int64(offset), Int64(length))
+}

@@ -1,4 +1,5 @@
 import DeviceBus
+import Glibc
 import Devices
 import GuestMemory
 import LinuxSupport
@@ -71,6 +72,10 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
         for i in 0..<data.count { bytes[Int(offset) + i] = data[i] }
     }
     func flush() throws(SystemError) { flushes += 1 }
+    func discard(at offset: UInt64, length: UInt64) throws(SystemError) {}
+    func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(SystemError) {
+        for i in 0..<Int(length) { bytes[Int(offset) + i] = 0 }
+    }
 }
 
 final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
@@ -170,6 +175,63 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         var beyond: UInt32 = 0xFFFF
         withUnsafeMutableBytes(of: &beyond) { device.readConfig(offset: 4000, into: $0) }
         #expect(beyond == 0)
+    }
+
+    @Test func writeZeroesAndDiscardRanges() throws {
+        let disk = MemoryDisk(size: 16 * 512)
+        disk.bytes = [UInt8](repeating: 0xEE, count: 16 * 512)
+        var (device, driver, _) = try makeDevice(disk)
+        func segment(_ sector: UInt64, _ count: UInt32, _ flags: UInt32) throws {
+            try memory.store(sector, at: GuestAddress(0x9000))
+            try memory.store(count, at: GuestAddress(0x9008))
+            try memory.store(flags, at: GuestAddress(0x900C))
+        }
+        try segment(2, 3, 0)
+        try submit(&driver, type: 13, sector: 0, dataLength: 16, dataWritable: false)   // WRITE_ZEROES
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK)
+        #expect(disk.bytes[2 * 512 - 1] == 0xEE && disk.bytes[2 * 512] == 0 && disk.bytes[5 * 512 - 1] == 0 && disk.bytes[5 * 512] == 0xEE)
+        try segment(0, 1, 1)                                                              // unmap on DISCARD
+        try submit(&driver, type: 11, sector: 0, dataLength: 16, dataWritable: false)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusUnsupported)
+        try segment(15, 2, 0)                                                             // past the end
+        try submit(&driver, type: 11, sector: 0, dataLength: 16, dataWritable: false)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusIOError)
+    }
+
+    @Test func writeThroughFlushesEveryWrite() throws {
+        let disk = MemoryDisk(size: 8 * 512)
+        var (device, driver, _) = try makeDevice(disk)
+        var wb: UInt8 = 9
+        withUnsafeMutableBytes(of: &wb) { device.readConfig(offset: 32, into: $0) }
+        #expect(wb == 1)                                        // write-back by default
+        withUnsafeBytes(of: UInt8(0)) { device.writeConfig(offset: 32, bytes: $0) }
+        #expect(device.isWriteThrough)
+        try submit(&driver, type: 1, sector: 0, dataLength: 512, dataWritable: false)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK && disk.flushes == 1)
+        device.reset()
+        #expect(!device.isWriteThrough)
+    }
+
+    @Test func fileBackendPunchesHolesAndZeroesRanges() throws {
+        var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        let path = String(cString: template)
+        defer { unlink(path); close(fd) }
+        let pattern = [UInt8](repeating: 0x77, count: 8192)
+        #expect(pattern.withUnsafeBytes { pwrite(fd, $0.baseAddress!, 8192, 0) } == 8192)
+        let backend = try FileBlockBackend(path: path, readOnly: false)
+        try backend.writeZeroes(at: 0, length: 4096, unmap: false)
+        try backend.discard(at: 4096, length: 4096)
+        let back = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
+        defer { back.deallocate() }
+        try backend.read(at: 0, into: back)
+        #expect(back.prefix(4096).allSatisfy { $0 == 0 })
+        // A second writable open of the same image is refused (exclusive lock).
+        #expect(throws: SystemError.self) { try FileBlockBackend(path: path, readOnly: false) }
     }
 
     @Test func aMalformedChainAsksForAReset() throws {

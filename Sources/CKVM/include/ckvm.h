@@ -31,6 +31,8 @@ static inline int apus_errno(void) { return errno; }
 // pthread_setname_np needs _GNU_SOURCE, which must not leak into this header: it would change
 // glibc's type definitions under Swift's Glibc module. So it lives in ckvm.c.
 int apus_set_thread_name(pthread_t thread, const char *name);
+// fallocate(2) also needs _GNU_SOURCE.
+int apus_fallocate(int fd, int mode, long long offset, long long length);
 
 #define APUS_IOCTL(name) static inline unsigned long APUS_##name(void) { return name; }
 // System ioctls (on the /dev/kvm fd).
