@@ -108,20 +108,9 @@ public final class VirtioBlock: VirtioDevice {
         // The whole run holds the lock, so a concurrent reset waits for it (see `reset`).
         active.withLock { active in
             guard let a = active else { return }
-            var completed = false
-            do {
-                while var chain = try a.queue.popAvailable() {
-                    let written = handle(&chain, memory: a.queue.memory)
-                    if let error = chain.error { throw error }
-                    a.queue.addUsed(head: chain.head, written: written)
-                    completed = true
-                }
-            } catch {
-                log("\(name): \(error); the device needs a reset")
-                a.interrupt.deviceNeedsReset()
-                return
+            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log("\(name): \($0); the device needs a reset") }) { chain in
+                handle(&chain, memory: a.queue.memory)
             }
-            if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
         }
     }
 

@@ -41,27 +41,16 @@ public final class VirtioEntropy: VirtioDevice {
         guard index == 0 else { return }
         // Holding the lock for the run makes `reset` wait for it: no guest-memory access after.
         active.withLock { active in
-        guard let a = active else { return }
-        var completed = false
-        do {
-            while var chain = try a.queue.popAvailable() {
+            guard let a = active else { return }
+            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log("\(name): \($0); the device needs a reset") }) { chain in
                 var written: UInt32 = 0
                 while let d = chain.next(), d.isWritable {
                     let n = min(Int(d.length), Self.maxBytesPerBuffer)
                     guard n > 0, let host = try? a.queue.memory.hostPointer(d.address, length: UInt64(n)) else { continue }
-                    let got = fillRandom(host, count: n)
-                    if got > 0 { written += UInt32(got) }
+                    written += UInt32(fillRandom(host, count: n))
                 }
-                if let error = chain.error { throw error }
-                a.queue.addUsed(head: chain.head, written: written)
-                completed = true
+                return written
             }
-        } catch {
-            log("\(name): \(error); the device needs a reset")
-            a.interrupt.deviceNeedsReset()
-            return
-        }
-        if completed && a.queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: 0) }
         }
     }
 }

@@ -131,3 +131,27 @@ public final class SplitQueue: @unchecked Sendable {
         }
     }
 }
+
+extension SplitQueue {
+    /// The canonical device loop: takes every available chain, lets `handle` serve it (it
+    /// returns the bytes it wrote into the chain), returns each as used, and interrupts the
+    /// driver once at the end if it asked for it. A chain that breaks the rules stops the run
+    /// and asks the driver to reset the device (`deviceNeedsReset`), after `log`ging why.
+    public func serveAvailable(queue index: Int, interrupt: any VirtioInterrupt, log: (QueueError) -> Void,
+                               _ handle: (inout DescriptorChain) -> UInt32) {
+        var completed = false
+        do throws(QueueError) {
+            while var chain = try popAvailable() {
+                let written = handle(&chain)
+                if let error = chain.error { throw error }
+                addUsed(head: chain.head, written: written)
+                completed = true
+            }
+        } catch {
+            log(error)
+            interrupt.deviceNeedsReset()
+            return
+        }
+        if completed && needsInterrupt() { interrupt.signalUsedBuffers(queue: index) }
+    }
+}

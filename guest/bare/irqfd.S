@@ -7,16 +7,7 @@
         .section .text.start
         .globl _start
 _start:
-        /* IDT gate for IRQ_VECTOR: a 64-bit interrupt gate to `handler`. */
-        lea rax, [rip + handler]
-        lea rdi, [rip + idt + IRQ_VECTOR * 16]
-        mov word ptr [rdi], ax                       /* offset 15:0 */
-        mov word ptr [rdi + 2], 0x10                 /* code selector */
-        mov word ptr [rdi + 4], 0x8e00               /* present, DPL 0, interrupt gate */
-        shr rax, 16
-        mov word ptr [rdi + 6], ax                   /* offset 31:16 */
-        shr rax, 16
-        mov dword ptr [rdi + 8], eax                 /* offset 63:32 */
+        SET_GATE idt, IRQ_VECTOR, handler
         lidt [rip + idtr]
 
         /* Software-enable the LAPIC (SVR bit 8; spurious vector 0xff). Addresses above 2 GiB

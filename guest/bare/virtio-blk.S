@@ -40,16 +40,7 @@
 _start:
         mov r8, VIRTIO
         mov r9, LAPIC_BASE
-        /* IDT gate for VECTOR. */
-        lea rax, [rip + handler]
-        lea rdi, [rip + idt + VECTOR * 16]
-        mov word ptr [rdi], ax
-        mov word ptr [rdi + 2], 0x10
-        mov word ptr [rdi + 4], 0x8e00
-        shr rax, 16
-        mov word ptr [rdi + 6], ax
-        shr rax, 16
-        mov dword ptr [rdi + 8], eax
+        SET_GATE idt, VECTOR, handler
         lidt [rip + idtr]
         mov dword ptr [r9 + LAPIC_SVR], 0x1ff
         /* IOAPIC pin 16 -> VECTOR, fixed, physical, edge, active high, unmasked, APIC 0. */
