@@ -38,11 +38,5 @@ handler:
         mov dword ptr [r8 + LAPIC_EOI], 0
         iretq
 
-        .section .rodata
-idtr:   .word 256 * 16 - 1
-        .quad idt
-
-        .section .bss
-        .balign 16
-idt:    .skip 256 * 16
+        IDT_STORAGE
 count:  .skip 4

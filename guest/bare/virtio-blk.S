@@ -186,11 +186,5 @@ fail17: EXIT 17
 fail18: EXIT 18
 fail19: EXIT 19
 
-        .section .rodata
-idtr:   .word 256 * 16 - 1
-        .quad idt
-
-        .section .bss
-        .balign 16
-idt:    .skip 256 * 16
+        IDT_STORAGE
 interrupts: .skip 4
