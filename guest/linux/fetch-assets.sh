@@ -26,6 +26,18 @@ WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_
     virtio_pci virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover
     virtio_net irqbypass kvm kvm_amd kvm_intel)
 
+# --- package lists ----------------------------------------------------------------------------
+# A fresh machine may have no apt lists (or stale ones): update once when a look-up needs it.
+apt_updated=0
+apt_update_once() {
+    ((apt_updated)) && return 0
+    apt_updated=1
+    [[ $(id -u) == 0 ]] || { log "no apt lists and not root: run 'apt-get update' first"; return 0; }
+    log "apt-get update"
+    apt-get update -q >&2 || log "apt-get update failed; trying with the lists we have"
+}
+compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt_update_once
+
 # --- host tools -------------------------------------------------------------------------------
 need_pkgs=()
 command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
@@ -36,7 +48,10 @@ command -v dpkg-deb >/dev/null || die "dpkg-deb missing: this script needs a Deb
 if ((${#need_pkgs[@]})); then
     log "installing host tools: ${need_pkgs[*]}"
     [[ $(id -u) == 0 ]] || die "need root to apt-get install ${need_pkgs[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2 || {
+        apt_update_once
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2
+    }
 fi
 
 # --- fast path: nothing changed since the last run --------------------------------------------
@@ -49,8 +64,12 @@ if [[ -f $OUT/assets.stamp && -s $OUT/vmlinuz && -s $OUT/kernel-version && -x $O
 fi
 
 # --- resolve package names and versions -------------------------------------------------------
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-    sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
+resolve_kernel_package() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+}
+kpkg=$(resolve_kernel_package)
+[[ -n $kpkg ]] || { apt_update_once; kpkg=$(resolve_kernel_package); }
 [[ -n $kpkg ]] || die "cannot resolve the kernel package linux-image-cloud-amd64 depends on (apt-get update?)"
 kver_pkg=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
 bver_pkg=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
