@@ -17,13 +17,13 @@ public struct ExitsBenchCommand: ParsableCommand {
         commandName: "exits",
         abstract: "Cycles per access for PIO, MMIO and ioeventfd exits (the virtio 1.0 question).",
         discussion: """
-        A bare-metal guest (guest/bare/bench-exits.S) reads the TSC around N accesses of each
-        kind — port I/O and MMIO handled in userspace, port I/O and MMIO served by ioeventfds,
-        fast MMIO (a length-0 ioeventfd), a cpuid exit handled inside KVM, and a loop without
-        exits as the floor — and reports cycles per access. Each round runs the guest under
-        apus and then under a minimal C KVM_RUN loop (guest/bench/kvm-ref.c) doing the same
-        work, so the apus/C ratio of the userspace rows is apus's own overhead. Rounds
-        alternate to spread machine noise over both; the table shows medians and the range.
+        A bare-metal guest (guest/bare/bench-exits.S) reads the TSC around N accesses of each kind — \
+        port I/O and MMIO handled in userspace, port I/O and MMIO served by ioeventfds, fast MMIO (a \
+        length-0 ioeventfd), a cpuid exit handled inside KVM, and a loop without exits as the floor \
+        — and reports cycles per access. Each round runs the guest under apus and then under a \
+        minimal C KVM_RUN loop (guest/bench/kvm-ref.c) doing the same work, so the apus/C ratio of \
+        the userspace rows is apus's own overhead. Rounds alternate to spread machine noise over \
+        both; the table shows medians and the range.
 
         Examples:
           apus bench exits

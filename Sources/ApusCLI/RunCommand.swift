@@ -10,24 +10,25 @@ public struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Boot a Linux kernel or a bare-metal guest.",
         discussion: """
-        Linux: a bzImage entered through the 64-bit boot protocol, with an optional initrd and
-        command line. The guest console is COM1 (ttyS0) on your terminal; type Ctrl-A x to quit.
-        The machine is described to the guest with ACPI tables (an MP table with --acpi off).
+        Linux: a bzImage entered through the 64-bit boot protocol, with an optional initrd and \
+        command line. The guest console is COM1 (ttyS0) on your terminal; type Ctrl-A x to quit. The \
+        machine is described to the guest with ACPI tables (an MP table with --acpi off).
 
-        Bare metal: a flat 64-bit binary loaded at 1 MiB and started in long mode on every vCPU,
-        with the low 4 GiB identity-mapped, RDI = vCPU index and RSI = vCPU count
-        (see guest/bare/board.inc for the devices it can use).
+        Bare metal: a flat 64-bit binary loaded at 1 MiB and started in long mode on every vCPU, \
+        with the low 4 GiB identity-mapped, RDI = vCPU index and RSI = vCPU count (see \
+        guest/bare/board.inc for the devices it can use).
 
-        Exit status: 0 when the guest powers off; 32 when it reboots; the byte a bare guest
-        writes to the debug-exit port (0x501); 70 when the guest crashes (triple fault, failed
-        entry, KVM internal error — with a register dump); 71 when apus fails; 128+N on signal N
-        (Ctrl-A x counts as SIGINT: 130).
+        Exit status: 0 when the guest powers off; 32 when it reboots; the byte a bare guest writes \
+        to the debug-exit port (0x501); 70 when the guest crashes (triple fault, failed entry, KVM \
+        internal error — with a register dump); 71 when apus fails; 128+N on signal N (Ctrl-A x \
+        counts as SIGINT: 130).
 
         Examples:
           apus run --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"
           apus run --kernel vmlinuz --initrd initrd.img --cpus 2 --memory 1G
           apus run --kernel vmlinuz --console file=boot.log --acpi off
-          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --disk path=ro.img,readonly=on --rng
+          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --rng
+          apus run --kernel vmlinuz --initrd initrd.img --console virtio
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
         """)
