@@ -50,53 +50,57 @@ public final class VCPU: @unchecked Sendable {
 
     // MARK: Register state
 
-    private func get<T>(_ name: String, _ request: UInt, _ value: inout T) throws(KVMError) {
+    /// A vCPU ioctl whose argument is a plain C struct (BitwiseCopyable: no references inside).
+    private func vcpuIoctl<T: BitwiseCopyable>(_ name: String, _ request: UInt, _ value: inout T) throws(KVMError) {
         if apus_ioctl_ptr(fd, request, &value) != 0 { throw .system(.current("\(name) on vCPU \(id)")) }
     }
 
     /// `KVM_GET_REGS`.
     public func registers() throws(KVMError) -> kvm_regs {
-        var r = kvm_regs(); try get("KVM_GET_REGS", APUS_KVM_GET_REGS(), &r); return r
+        var r = kvm_regs(); try vcpuIoctl("KVM_GET_REGS", APUS_KVM_GET_REGS(), &r); return r
     }
     /// `KVM_SET_REGS`.
     public func setRegisters(_ regs: kvm_regs) throws(KVMError) {
-        var r = regs; try get("KVM_SET_REGS", APUS_KVM_SET_REGS(), &r)
+        var r = regs; try vcpuIoctl("KVM_SET_REGS", APUS_KVM_SET_REGS(), &r)
     }
     /// `KVM_GET_SREGS`: segments, control registers, EFER, descriptor tables.
     public func specialRegisters() throws(KVMError) -> kvm_sregs {
-        var r = kvm_sregs(); try get("KVM_GET_SREGS", APUS_KVM_GET_SREGS(), &r); return r
+        var r = kvm_sregs(); try vcpuIoctl("KVM_GET_SREGS", APUS_KVM_GET_SREGS(), &r); return r
     }
     /// `KVM_SET_SREGS`.
     public func setSpecialRegisters(_ sregs: kvm_sregs) throws(KVMError) {
-        var r = sregs; try get("KVM_SET_SREGS", APUS_KVM_SET_SREGS(), &r)
+        var r = sregs; try vcpuIoctl("KVM_SET_SREGS", APUS_KVM_SET_SREGS(), &r)
     }
     /// `KVM_SET_CPUID2`: must happen before the first `KVM_RUN`.
     public func setCPUID(_ table: CPUIDTable) throws(KVMError) {
-        var raw = table.raw; try get("KVM_SET_CPUID2", APUS_KVM_SET_CPUID2(), &raw)
+        // apus_cpuid ends in a flexible-array header, so Swift cannot prove it BitwiseCopyable;
+        // it is plain C data all the same.
+        var raw = table.raw
+        if apus_ioctl_ptr(fd, APUS_KVM_SET_CPUID2(), &raw) != 0 { throw .system(.current("KVM_SET_CPUID2 on vCPU \(id)")) }
     }
     /// `KVM_GET_FPU`.
     public func fpu() throws(KVMError) -> kvm_fpu {
-        var f = kvm_fpu(); try get("KVM_GET_FPU", APUS_KVM_GET_FPU(), &f); return f
+        var f = kvm_fpu(); try vcpuIoctl("KVM_GET_FPU", APUS_KVM_GET_FPU(), &f); return f
     }
     /// `KVM_SET_FPU`.
     public func setFPU(_ fpu: kvm_fpu) throws(KVMError) {
-        var f = fpu; try get("KVM_SET_FPU", APUS_KVM_SET_FPU(), &f)
+        var f = fpu; try vcpuIoctl("KVM_SET_FPU", APUS_KVM_SET_FPU(), &f)
     }
     /// `KVM_GET_LAPIC`: the 1 KiB LAPIC register page.
     public func lapic() throws(KVMError) -> kvm_lapic_state {
-        var l = kvm_lapic_state(); try get("KVM_GET_LAPIC", APUS_KVM_GET_LAPIC(), &l); return l
+        var l = kvm_lapic_state(); try vcpuIoctl("KVM_GET_LAPIC", APUS_KVM_GET_LAPIC(), &l); return l
     }
     /// `KVM_SET_LAPIC`.
     public func setLAPIC(_ state: kvm_lapic_state) throws(KVMError) {
-        var l = state; try get("KVM_SET_LAPIC", APUS_KVM_SET_LAPIC(), &l)
+        var l = state; try vcpuIoctl("KVM_SET_LAPIC", APUS_KVM_SET_LAPIC(), &l)
     }
     /// `KVM_GET_MP_STATE`.
     public func mpState() throws(KVMError) -> UInt32 {
-        var s = kvm_mp_state(); try get("KVM_GET_MP_STATE", APUS_KVM_GET_MP_STATE(), &s); return s.mp_state
+        var s = kvm_mp_state(); try vcpuIoctl("KVM_GET_MP_STATE", APUS_KVM_GET_MP_STATE(), &s); return s.mp_state
     }
     /// `KVM_SET_MP_STATE` (e.g. KVM_MP_STATE_RUNNABLE for an AP started without INIT/SIPI).
     public func setMPState(_ state: UInt32) throws(KVMError) {
-        var s = kvm_mp_state(mp_state: state); try get("KVM_SET_MP_STATE", APUS_KVM_SET_MP_STATE(), &s)
+        var s = kvm_mp_state(mp_state: state); try vcpuIoctl("KVM_SET_MP_STATE", APUS_KVM_SET_MP_STATE(), &s)
     }
 
     /// `KVM_SET_MSRS` for each `(index, value)`.
