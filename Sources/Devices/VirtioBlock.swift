@@ -237,12 +237,22 @@ public final class VirtioBlock: VirtioDevice {
         return Self.statusOK
     }
 
+    /// Copies `out.count` bytes starting at byte `skip` of the segments' stream into `out`,
+    /// reading only those bytes: descriptor lengths are the guest's, and a header inside a
+    /// huge descriptor must not make the device read (or allocate) the whole descriptor.
     private func copy(from segments: [Descriptor], at skip: Int, into out: inout [UInt8], memory: GuestMemory) {
-        var collected: [UInt8] = []
-        for d in segments where collected.count < skip + out.count {
-            collected += (try? memory.readBytes(d.address, count: Int(d.length))) ?? []
+        var streamOffset = 0
+        var done = 0
+        for d in segments where done < out.count {
+            let length = Int(d.length)
+            defer { streamOffset += length }
+            let start = max(skip + done - streamOffset, 0)
+            guard start < length else { continue }
+            let n = min(length - start, out.count - done)
+            guard let bytes = try? memory.readBytes(GuestAddress(d.address.rawValue + UInt64(start)), count: n) else { return }
+            out.replaceSubrange(done..<(done + n), with: bytes)
+            done += n
         }
-        for i in 0..<out.count where skip + i < collected.count { out[i] = collected[skip + i] }
     }
 
     @discardableResult

@@ -35,7 +35,6 @@ public final class IOEventLoop: Sendable {
         for (i, s) in list.enumerated() { try epoll.add(s.event.fd, tag: UInt64(i)) }
         let stopTag = UInt64.max
         try epoll.add(stopEvent.fd, tag: stopTag)
-        let stopEvent = self.stopEvent
         // Epoll is ~Copyable; the thread owns it from here on.
         let box = EpollBox(epoll)
         let t = try PosixThread.start(name: name) {
@@ -53,7 +52,6 @@ public final class IOEventLoop: Sendable {
                     running = false
                 }
             }
-            _ = stopEvent
         }
         thread.withLock { $0 = t }
     }

@@ -177,6 +177,23 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         #expect(beyond == 0)
     }
 
+    @Test func aHeaderSplitAcrossDescriptorsWorks() throws {
+        // VERSION_1 implies ANY_LAYOUT: header bytes 0-7 in one descriptor, 8-15 and the data
+        // in the next.
+        let disk = MemoryDisk(size: 8 * 512)
+        var (device, driver, _) = try makeDevice(disk)
+        try memory.store(UInt32(1), at: GuestAddress(0x8000))          // OUT
+        try memory.store(UInt64(2), at: GuestAddress(0x9000))          // sector 2
+        try memory.write([UInt8](repeating: 0x3C, count: 512), to: GuestAddress(0x9008))
+        try driver.setDescriptor(0, addr: 0x8000, len: 8, flags: 1, next: 1)
+        try driver.setDescriptor(1, addr: 0x9000, len: 520, flags: 1, next: 2)
+        try driver.setDescriptor(2, addr: 0xA000, len: 1, flags: 2)
+        try driver.makeAvailable(0)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK)
+        #expect(disk.bytes[2 * 512] == 0x3C && disk.bytes[3 * 512 - 1] == 0x3C && disk.bytes[3 * 512] == 0)
+    }
+
     @Test func writeZeroesAndDiscardRanges() throws {
         let disk = MemoryDisk(size: 16 * 512)
         disk.bytes = [UInt8](repeating: 0xEE, count: 16 * 512)
