@@ -3,6 +3,8 @@
 #
 #   guest-linux          fetch the Debian cloud kernel + busybox-static and build the level-2 demo
 #                        guest: $(LINUX_OUT)/vmlinuz, $(LINUX_OUT)/initrd.cpio.gz
+#   guest-linux-fio      the same guest with fio added, for `apus bench blk`:
+#                        $(LINUX_OUT)/initrd-fio.cpio.gz
 #   linux-bzimage-info   print (and sanity-check) the bzImage setup header of $(LINUX_OUT)/vmlinuz
 #   nested-host-check    boot the nested test host with the kvmcheck payload; fails unless KVM
 #                        works inside it (exits/timings are printed)
@@ -19,10 +21,13 @@ NESTED_OUT ?= $(GUEST_BUILD)/nested
 NESTED_TIMEOUT ?= 1200
 KVMCHECK_CC ?= gcc
 
-.PHONY: guest-linux linux-bzimage-info nested-host-check nested-detect guest-linux-clean
+.PHONY: guest-linux guest-linux-fio linux-bzimage-info nested-host-check nested-detect guest-linux-clean
 
 guest-linux:
 	$(APUS_ROOT)/guest/linux/build-initramfs.sh $(LINUX_OUT)
+
+guest-linux-fio:
+	$(APUS_ROOT)/guest/linux/build-initramfs.sh --fio $(LINUX_OUT)
 
 linux-bzimage-info:
 	$(APUS_ROOT)/guest/linux/fetch-assets.sh $(LINUX_OUT)
@@ -44,4 +49,5 @@ nested-detect:
 	@$(APUS_ROOT)/guest/nested/detect.sh
 
 guest-linux-clean:
-	rm -rf $(LINUX_OUT)/initrd-root $(LINUX_OUT)/initrd.cpio.gz $(LINUX_OUT)/initrd.stamp $(NESTED_OUT)
+	rm -rf $(LINUX_OUT)/initrd-root $(LINUX_OUT)/initrd.cpio.gz $(LINUX_OUT)/initrd.stamp \
+		$(LINUX_OUT)/initrd-fio-root $(LINUX_OUT)/initrd-fio.cpio.gz $(LINUX_OUT)/initrd-fio.stamp $(NESTED_OUT)

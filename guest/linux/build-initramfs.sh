@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# build-initramfs.sh [OUT_DIR] — build OUT_DIR/initrd.cpio.gz (default guest/build/linux), the
-# level-2 demo guest: static busybox, the virtio modules (insmod'ed in dependency order by /init),
-# /init from guest/linux/init and the scenarios from guest/linux/scenarios/. Runs fetch-assets.sh
-# first (a no-op when the assets are there). Rebuilds only when an input changed.
+# build-initramfs.sh [--fio] [OUT_DIR] — build OUT_DIR/initrd.cpio.gz (default guest/build/linux),
+# the level-2 demo guest: static busybox, the virtio modules (insmod'ed in dependency order by
+# /init), /init from guest/linux/init and the scenarios from guest/linux/scenarios/. Runs
+# fetch-assets.sh first (a no-op when the assets are there). Rebuilds only when an input changed.
+#   --fio   build OUT_DIR/initrd-fio.cpio.gz instead: the same guest plus the host's fio (Debian's
+#           package, installed by fetch-assets.sh) and its shared libraries, for `apus bench blk`.
 set -euo pipefail
 
 log() { printf 'build-initramfs: %s\n' "$*" >&2; }
@@ -10,6 +12,8 @@ die() { log "error: $*"; exit 1; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+with_fio=0
+if [[ ${1-} == --fio ]]; then with_fio=1; shift; fi
 OUT=${1:-$ROOT/guest/build/linux}
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
@@ -21,16 +25,24 @@ MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_
 "$HERE/fetch-assets.sh" "$OUT"
 OUT=$(cd "$OUT" && pwd)
 kver=$(cat "$OUT/kernel-version")
-initrd=$OUT/initrd.cpio.gz
+name=initrd extras=()
+if ((with_fio)); then
+    name=initrd-fio
+    fio=$(command -v fio) || die "fio is not installed (guest/linux/fetch-assets.sh installs it)"
+    libs=$(shared_libs "$fio") || die "fio needs libraries this host lacks"
+    mapfile -t extras <<<"$fio"$'\n'"$libs"
+fi
+initrd=$OUT/$name.cpio.gz
+stamp=$OUT/$name.stamp
 
 hash=$(inputs_hash "$0" "$HERE/lib.sh" "$HERE/module-order.sh" "$HERE/init" "$HERE/scenarios" \
-    "$OUT/assets.stamp" "$OUT/busybox"; echo "${MODULES[*]}")
-if [[ -s $initrd && -f $OUT/initrd.stamp && $(cat "$OUT/initrd.stamp") == "$hash" ]]; then
+    "$OUT/assets.stamp" "$OUT/busybox" ${extras[@]+"${extras[@]}"}; echo "${MODULES[*]} ${extras[*]-}")
+if [[ -s $initrd && -f $stamp && $(cat "$stamp") == "$hash" ]]; then
     log "up to date: $initrd"
     exit 0
 fi
 
-stage=$OUT/initrd-root
+stage=$OUT/$name-root
 log "staging the level-2 guest in $stage"
 rootfs_skeleton "$stage" "$OUT/busybox"
 install_modules "$stage" "$OUT/modules" "$kver" "${MODULES[@]}"
@@ -38,10 +50,11 @@ install -m 0755 "$HERE/init" "$stage/init"
 mkdir -p "$stage/scenarios"
 cp "$HERE"/scenarios/*.sh "$stage/scenarios/"
 chmod 0755 "$stage"/scenarios/*.sh
+install_files "$stage" ${extras[@]+"${extras[@]}"}
 printf 'Apus demo guest\n' >"$stage/etc/motd"
 printf 'export PS1='\''apus-guest:\\w\\$ '\''\n' >"$stage/etc/profile"
 
 log "packing $initrd"
 pack_cpio "$stage" "$initrd"
-printf '%s\n' "$hash" >"$OUT/initrd.stamp"
+printf '%s\n' "$hash" >"$stamp"
 log "done: $initrd ($(du -k "$initrd" | cut -f1) KiB, kernel $kver, $(grep -c '\.ko$' "$stage/etc/apus-modules") modules)"

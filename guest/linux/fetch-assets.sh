@@ -10,7 +10,7 @@
 #                      modules.dep made by `depmod -b`, and modules/modules.builtin from the package
 #   debs/              the downloaded .deb files
 #   assets.stamp       the package versions these files came from (makes re-runs a no-op)
-# Also installs the host tools the other scripts need (qemu-system-x86, cpio, kmod, socat) when missing.
+# Also installs the host tools the other scripts need (qemu-system-x86, cpio, kmod, socat, fio) when missing.
 set -euo pipefail
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
@@ -44,6 +44,7 @@ command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
 command -v cpio >/dev/null || need_pkgs+=(cpio)
 { command -v depmod >/dev/null && command -v modinfo >/dev/null; } || need_pkgs+=(kmod)
 command -v socat >/dev/null || need_pkgs+=(socat) # nested/run.sh: QEMU monitor dump on timeout
+command -v fio >/dev/null || need_pkgs+=(fio) # apus bench blk: the guest's I/O load (build-initramfs.sh --fio)
 command -v dpkg-deb >/dev/null || die "dpkg-deb missing: this script needs a Debian host"
 if ((${#need_pkgs[@]})); then
     log "installing host tools: ${need_pkgs[*]}"

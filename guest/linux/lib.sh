@@ -65,3 +65,32 @@ inputs_hash() {
         fi
     done | sha256sum | cut -d' ' -f1
 }
+
+# shared_libs FILE...: the dynamic loader and the shared libraries `ldd` lists for each ELF FILE
+# (absolute paths, sorted, once each); static and non-ELF files add nothing. Fails, naming them,
+# when a library cannot be found.
+shared_libs() {
+    local f out line p libs=() missing=()
+    for f in "$@"; do
+        [[ $(head -c4 "$f" 2>/dev/null | tr -d '\0') == $'\x7fELF' ]] || continue
+        out=$(ldd "$f" 2>&1) || continue # "not a dynamic executable": static, nothing to add
+        while IFS= read -r line; do
+            case $line in
+                *"=> not found"*) missing+=("${line%% =>*} (needed by ${f##*/})") ;;
+                *"=> /"*) p=${line#*=> }; libs+=("${p%% (0x*}") ;;
+                *" (0x"*) p=${line%% (0x*}; p=${p//[[:space:]]/}; [[ $p == /* ]] && libs+=("$p") ;;
+            esac
+        done <<<"$out"
+    done
+    ((${#missing[@]} == 0)) || { log "error: ldd cannot find: $(printf '%s; ' "${missing[@]}")"; return 1; }
+    ((${#libs[@]} == 0)) || printf '%s\n' "${libs[@]}" | LC_ALL=C sort -u
+}
+
+# install_files DIR PATH...: copy each absolute PATH to the same path under DIR (links followed).
+install_files() {
+    local dir=$1 p; shift
+    for p in "$@"; do
+        mkdir -p "$dir$(dirname "$p")"
+        cp -L "$p" "$dir$p"
+    done
+}

@@ -33,23 +33,10 @@ OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
 kver=$(cat "$ASSETS/kernel-version")
 
 # Shared libraries of the payload's ELF files (the loader included), as absolute host paths.
-is_elf() { [[ $(head -c4 "$1" 2>/dev/null | tr -d '\0') == $'\x7fELF' ]]; }
-libs=() missing=()
-while IFS= read -r -d '' f; do
-    is_elf "$f" || continue
-    out=$(ldd "$f" 2>&1) || continue # "not a dynamic executable": static, nothing to add
-    while IFS= read -r line; do
-        case $line in
-            *"=> not found"*) missing+=("${line%% =>*} (needed by ${f#"$PAYLOAD"/})") ;;
-            *"=> /"*) p=${line#*=> }; libs+=("${p%% (0x*}") ;;
-            *" (0x"*) p=${line%% (0x*}; p=${p//[[:space:]]/}; [[ $p == /* ]] && libs+=("$p") ;;
-        esac
-    done <<<"$out"
-done < <(find -L "$PAYLOAD" -type f -print0)
-((${#missing[@]} == 0)) || die "ldd cannot find: $(printf '%s; ' "${missing[@]}")"
-if ((${#libs[@]})); then
-    mapfile -t libs < <(printf '%s\n' "${libs[@]}" | LC_ALL=C sort -u)
-fi
+mapfile -d '' payload_files < <(find -L "$PAYLOAD" -type f -print0)
+libs_text=$(shared_libs "${payload_files[@]}") || die "the payload needs libraries this host lacks"
+libs=()
+[[ -z $libs_text ]] || mapfile -t libs <<<"$libs_text"
 
 hash=$(inputs_hash "$0" "$LINUX/lib.sh" "$LINUX/module-order.sh" "$HERE/host-init" \
     "$ASSETS/assets.stamp" "$ASSETS/busybox" "$PAYLOAD" ${libs[@]+"${libs[@]}"}
@@ -68,10 +55,7 @@ install_modules "$stage" "$ASSETS/modules" "$kver" "${MODULES[@]}"
 install -m 0755 "$HERE/host-init" "$stage/init"
 mkdir -p "$stage/payload"
 cp -RL --preserve=mode "$PAYLOAD/." "$stage/payload/"
-for lib in ${libs[@]+"${libs[@]}"}; do
-    mkdir -p "$stage$(dirname "$lib")"
-    cp -L "$lib" "$stage$lib"
-done
+install_files "$stage" ${libs[@]+"${libs[@]}"}
 ((${#libs[@]})) && log "added ${#libs[@]} shared libraries: ${libs[*]}"
 
 log "packing $OUT"
