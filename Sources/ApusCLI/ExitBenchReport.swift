@@ -3,18 +3,7 @@ import Machine
 
 /// The results of `apus bench exits` and their renderings: table, JSON, CSV, SVG.
 struct ExitBenchReport {
-    struct Summary {
-        let median: Double
-        let min: Double
-        let max: Double
-
-        init(_ values: [Double]) {
-            let s = values.sorted()
-            median = s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-            min = s.first ?? 0
-            max = s.last ?? 0
-        }
-    }
+    typealias Summary = SampleSummary
 
     struct Row {
         let kind: ExitBenchmark.Kind

@@ -31,7 +31,11 @@ public func runProcess(_ path: String, _ arguments: [String]) throws(SystemError
     close(pipeFDs[0])
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-    // WIFEXITED / WEXITSTATUS, spelled out (they are macros).
-    let exited = status & 0x7F == 0
-    return (exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F), String(decoding: output, as: UTF8.self))
+    return (exitStatus(fromWaitStatus: status), String(decoding: output, as: UTF8.self))
+}
+
+/// A `waitpid` status as a shell would report it: the exit status, or 128 + the fatal signal.
+func exitStatus(fromWaitStatus status: Int32) -> Int32 {
+    // WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (they are macros).
+    status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
 }

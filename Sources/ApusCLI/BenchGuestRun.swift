@@ -1,0 +1,87 @@
+import LinuxSupport
+
+/// One boot of the benchmark guest under one VMM, watched through its serial console.
+///
+/// The guest's /init and scenarios (guest/linux) print `APUS-BENCH: <key> [name=value…]` lines;
+/// each is stamped with the host's monotonic time when it arrived, relative to the VMM's start.
+/// Timing console lines on the host, rather than trusting each VMM's own timers, measures every
+/// VMM the same way (firmware, device setup and process start included).
+struct BenchGuestRun {
+    struct Mark {
+        /// Seconds from starting the VMM to the line's arrival.
+        let time: Double
+        let fields: [String: String]
+    }
+
+    /// The first `APUS-BENCH:` line of each key.
+    private(set) var marks: [String: Mark] = [:]
+    /// Seconds from starting the VMM to the end of its output (it exited).
+    private(set) var exitTime: Double?
+    private(set) var exitStatus: Int32 = 0
+    /// The last console lines, for diagnosing a failed run.
+    private(set) var tail: [String] = []
+
+    /// Boots `command`, waiting at most `timeout` seconds; the VMM's stderr goes to `errorLog`.
+    /// Throws when the VMM cannot start, times out, or the guest reports an error.
+    init(command: (path: String, arguments: [String]), timeout: Double, errorLog: String) throws(CLIError) {
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(command.path, command.arguments, standardError: errorLog)
+        } catch {
+            throw CLIError("cannot start \(command.path): \(error)")
+        }
+        // Errors of the pipe and process calls, as one line naming the VMM.
+        func watching<T>(_ body: () throws(SystemError) -> T) throws(CLIError) -> T {
+            do { return try body() } catch { throw CLIError("watching \(command.path): \(error)") }
+        }
+        var deadline = child.startTime + timeout
+        while let line = try watching({ () throws(SystemError) in try child.nextLine(before: deadline) }) {
+            record(line, start: child.startTime)
+            if let error = marks["error"] {
+                _ = try watching { () throws(SystemError) in try child.terminate() }
+                throw CLIError("the guest reported an error: \(error.fields["text"] ?? "?")")
+            }
+            // After "done" the guest only powers off: a VMM that does not exit soon is stuck.
+            if marks["done"] != nil { deadline = min(deadline, MonotonicClock.now() + 60) }
+        }
+        if !child.outputEnded {
+            _ = try watching { () throws(SystemError) in try child.terminate() }
+            throw CLIError("no exit within \(Int(timeout)) s\(marks["done"] != nil ? " after the guest finished" : "")")
+        }
+        exitTime = MonotonicClock.now() - child.startTime
+        exitStatus = try watching { () throws(SystemError) in try child.waitForExit() }
+    }
+
+    private mutating func record(_ line: ChildProcess.Line, start: Double) {
+        tail.append(line.text)
+        if tail.count > 20 { tail.removeFirst() }
+        guard let range = line.text.firstRange(of: "APUS-BENCH: ") else { return }
+        let words = line.text[range.upperBound...].split(separator: " ")
+        guard let key = words.first.map(String.init), marks[key] == nil else { return }
+        var fields: [String: String] = [:]
+        if key == "error" {
+            fields["text"] = words.dropFirst().joined(separator: " ")
+        } else {
+            for word in words.dropFirst() {
+                guard let eq = word.firstIndex(of: "=") else { continue }
+                fields[String(word[..<eq])] = String(word[word.index(after: eq)...])
+            }
+        }
+        marks[key] = Mark(time: line.time - start, fields: fields)
+    }
+
+    /// A numeric field of a mark, or an error naming what is missing.
+    func value(_ key: String, _ field: String) throws(CLIError) -> Double {
+        guard let mark = marks[key] else { throw CLIError("the guest never printed 'APUS-BENCH: \(key)'") }
+        guard let text = mark.fields[field], let value = Double(text) else {
+            throw CLIError("'APUS-BENCH: \(key)' has no numeric \(field)=")
+        }
+        return value
+    }
+
+    /// Seconds from the VMM's start to the arrival of mark `key`.
+    func time(_ key: String) throws(CLIError) -> Double {
+        guard let mark = marks[key] else { throw CLIError("the guest never printed 'APUS-BENCH: \(key)'") }
+        return mark.time
+    }
+}

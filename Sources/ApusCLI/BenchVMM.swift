@@ -1,0 +1,71 @@
+import ArgumentParser
+
+/// A VMM that `apus bench boot` and `apus bench blk` boot the benchmark guest under. Every one
+/// gets the same kernel, initramfs, command line, vCPUs, RAM and disk image; only the VMM (and
+/// what it brings: firmware, device model, transport) differs.
+enum BenchVMM: String, CaseIterable, ExpressibleByArgument {
+    /// apus itself (this executable), virtio over virtio-mmio described in ACPI.
+    case apus
+    /// QEMU's minimal machine: no PCI, virtio-mmio described in ACPI, qboot-sized firmware.
+    case qemuMicrovm = "qemu-microvm"
+    /// QEMU's PC machine: SeaBIOS, PCIe, virtio-pci.
+    case qemuQ35 = "qemu-q35"
+
+    /// How the guest reaches the virtio disk under this VMM.
+    var transport: String {
+        switch self {
+        case .apus, .qemuMicrovm: "virtio-mmio"
+        case .qemuQ35: "virtio-pci"
+        }
+    }
+
+    var isQEMU: Bool { self != .apus }
+}
+
+/// What every VMM in a comparison boots.
+struct BenchGuest {
+    var kernel: String
+    var initrd: String
+    var commandLine: String
+    var cpus: Int
+    var memoryMiB: UInt64
+    /// A raw image attached as the guest's first virtio-blk disk (/dev/vda), or nil.
+    var disk: String?
+}
+
+/// Where QEMU and its firmware are.
+struct QEMUSetup {
+    /// The qemu-system-x86_64 executable (a bare name is looked up in PATH).
+    var binary = "qemu-system-x86_64"
+    /// A directory for QEMU's `-L` (firmware: bios-256k.bin, bios-microvm.bin, linuxboot_dma.bin…),
+    /// or nil for QEMU's built-in search path.
+    var firmware: String?
+}
+
+extension BenchVMM {
+    /// The program and arguments that boot `guest` with its serial console (COM1) on stdout.
+    func command(for guest: BenchGuest, apus: String, qemu: QEMUSetup) -> (path: String, arguments: [String]) {
+        switch self {
+        case .apus:
+            var arguments = ["run", "--kernel", guest.kernel, "--initrd", guest.initrd, "--cmdline", guest.commandLine,
+                             "--cpus", String(guest.cpus), "--memory", "\(guest.memoryMiB)M", "--console", "stdio"]
+            if let disk = guest.disk { arguments += ["--disk", "path=\(disk)"] }
+            return (apus, arguments)
+        case .qemuMicrovm, .qemuQ35:
+            let machine = self == .qemuMicrovm ? "microvm" : "q35"
+            let blockDevice = self == .qemuMicrovm ? "virtio-blk-device" : "virtio-blk-pci"
+            // -nodefaults: no VGA, NIC or other default devices, so both machines carry only
+            // what apus offers too. -no-reboot: a reboot (panic=-1) ends QEMU as it ends apus.
+            var arguments = ["-M", machine, "-accel", "kvm", "-cpu", "host",
+                             "-smp", String(guest.cpus), "-m", "\(guest.memoryMiB)M",
+                             "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
+                             "-kernel", guest.kernel, "-initrd", guest.initrd, "-append", guest.commandLine]
+            if let firmware = qemu.firmware { arguments = ["-L", firmware] + arguments }
+            if let disk = guest.disk {
+                arguments += ["-drive", "id=disk0,file=\(disk),format=raw,if=none",
+                              "-device", "\(blockDevice),drive=disk0"]
+            }
+            return (qemu.binary, arguments)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Glibc
+import LinuxSupport
+
+/// The loop behind `apus bench boot` and `apus bench blk`: boot the same guest under each VMM in
+/// turn, `runs` times, collect each boot's figures, and report medians and apus/QEMU ratios.
+///
+/// The VMMs alternate, and each run starts with a different one, so slow drifts of a noisy host
+/// (thermal, other tenants, the nested host's own timers) spread over all of them.
+struct LinuxBench {
+    let name: String
+    let options: LinuxBenchOptions
+    let runs: Int
+    let guest: BenchGuest
+    let metrics: [LinuxBenchReport.Metric]
+    /// Describes the setup in one line for the report.
+    let setup: String
+    /// The figures of one boot, one per metric.
+    let figures: (BenchGuestRun) throws(CLIError) -> [Double]
+
+    func run() throws(CLIError) -> LinuxBenchReport {
+        try checkHost()
+        let apus = try currentExecutable()
+        let vmms = options.vmms
+        try mkdirs(options.logDirectory)
+        var samples = Array(repeating: Array(repeating: [Double](), count: vmms.count), count: metrics.count)
+        for run in 0..<runs {
+            for turn in 0..<vmms.count {
+                let v = (run + turn) % vmms.count, vmm = vmms[v]
+                let log = "\(options.logDirectory)/\(name)-\(vmm.rawValue)-\(run + 1).log"
+                let command = vmm.command(for: guest, apus: apus, qemu: options.qemuSetup)
+                let boot: BenchGuestRun
+                let values: [Double]
+                do {
+                    boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log)
+                    values = try figures(boot)
+                } catch {
+                    throw CLIError("\(vmm.rawValue), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
+                }
+                for (m, value) in values.enumerated() { samples[m][v].append(value) }
+                let shown = zip(metrics, values).map { "\($0.label) \(format($1, digits: $0.digits))" }
+                fputsError("bench \(name): run \(run + 1)/\(runs), \(vmm.rawValue): \(shown.joined(separator: ", "))")
+            }
+        }
+        return LinuxBenchReport(benchmark: name, setup: setup, runs: runs, vmms: vmms, metrics: metrics, samples: samples)
+    }
+
+    /// Refuses early, with the way out, where a stock Linux guest cannot boot at all.
+    private func checkHost() throws(CLIError) {
+        for file in [guest.kernel, guest.initrd] + (guest.disk.map { [$0] } ?? []) where access(file, R_OK) != 0 {
+            throw CLIError("cannot read \(file) (build the guest with `make guest-linux`, or pass the path)")
+        }
+        let cpuinfo = (try? readWholeFile("/proc/cpuinfo")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let hasVirtualization = cpuinfo.split(separator: "\n").contains { line in
+            line.hasPrefix("flags") && line.split(separator: " ").contains { $0 == "vmx" || $0 == "svm" }
+        }
+        if !hasVirtualization && access("/sys/module/kvm_pvm", F_OK) == 0 {
+            throw CLIError("""
+                /dev/kvm here is kvm_pvm, on which a stock Linux kernel cannot boot; run this benchmark \
+                inside the nested test host instead: `make bench-\(name)` (scripts/bench-linux.sh \(name))
+                """)
+        }
+    }
+}
+
+/// The path of the running apus executable, so the benchmark can start it as it starts QEMU.
+func currentExecutable() throws(CLIError) -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { throw CLIError("cannot find the apus executable (/proc/self/exe)") }
+    return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// `mkdir -p`.
+func mkdirs(_ path: String) throws(CLIError) {
+    var prefix = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/") {
+        prefix += "/\(part)"
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw CLIError("cannot create \(prefix): \(SystemError.current("mkdir"))")
+        }
+    }
+}
