@@ -7,10 +7,13 @@ public protocol BlockBackend: Sendable {
     /// Size in bytes (a multiple of 512 is used; a tail is ignored).
     var size: UInt64 { get }
     var isReadOnly: Bool { get }
-    /// Reads exactly `buffer.count` bytes at `offset`.
-    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError)
-    /// Writes all of `bytes` at `offset`; returns once they reached the file.
-    func write(at offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws(SystemError)
+    /// Fills the buffers `vectors` describes, in order, from the bytes at `offset` (a request's
+    /// guest buffers in one call: one `preadv` instead of a `pread` per segment). May change
+    /// `vectors` while working through a partial transfer.
+    func read(at offset: UInt64, into vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError)
+    /// Writes the buffers `vectors` describes, in order, at `offset`; returns once all reached
+    /// the file. May change `vectors`.
+    func write(at offset: UInt64, from vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError)
     /// Makes written data durable (`fdatasync`).
     func flush() throws(SystemError)
     /// The range's contents may be dropped (DISCARD); reads may return anything afterwards.
@@ -51,27 +54,47 @@ public final class FileBlockBackend: BlockBackend {
 
     deinit { close(fd) }
 
-    public func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 { if errno == EINTR { continue }; throw .current("read \(path)") }
-            if n == 0 {  // past the end: zeros
-                (buffer.baseAddress! + done).initializeMemory(as: UInt8.self, repeating: 0, count: buffer.count - done)
+    public func read(at offset: UInt64, into vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError) {
+        try transfer(vectors, at: offset, writing: false)
+    }
+
+    public func write(at offset: UInt64, from vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError) {
+        try transfer(vectors, at: offset, writing: true)
+    }
+
+    /// `preadv`/`pwritev` until every vector is done, advancing `vectors` past what each call
+    /// moved. Reading past the end of the file yields zeros (the image may have shrunk).
+    private func transfer(_ vectors: UnsafeMutableBufferPointer<iovec>, at offset: UInt64, writing: Bool) throws(SystemError) {
+        guard var first = vectors.indices.first else { return }
+        var position = off_t(offset)
+        while first < vectors.count {
+            let count = Int32(min(vectors.count - first, Self.maxVectorsPerCall))
+            let n = writing ? pwritev(fd, vectors.baseAddress! + first, count, position)
+                            : preadv(fd, vectors.baseAddress! + first, count, position)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .current("\(writing ? "write" : "read") \(path)")
+            }
+            if n == 0 {
+                guard !writing else { throw SystemError("write \(path)", errno: EIO) }
+                for v in vectors[first...] { v.iov_base?.initializeMemory(as: UInt8.self, repeating: 0, count: v.iov_len) }
                 return
             }
-            done += n
+            position += off_t(n)
+            var left = n
+            while first < vectors.count, left >= vectors[first].iov_len {
+                left -= vectors[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                vectors[first].iov_base = vectors[first].iov_base! + left
+                vectors[first].iov_len -= left
+            }
         }
     }
 
-    public func write(at offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws(SystemError) {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-            if n < 0 { if errno == EINTR { continue }; throw .current("write \(path)") }
-            done += n
-        }
-    }
+    /// Linux's UIO_MAXIOV: the most vectors one preadv/pwritev takes.
+    static let maxVectorsPerCall = 1024
 
     public func flush() throws(SystemError) {
         if fdatasync(fd) != 0 { throw .current("fdatasync \(path)") }
@@ -99,7 +122,8 @@ public final class FileBlockBackend: BlockBackend {
         var done: UInt64 = 0
         while done < length {
             let n = Int(min(UInt64(chunk.count), length - done))
-            try write(at: offset + done, UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+            var vector = iovec(iov_base: chunk.baseAddress, iov_len: n)
+            try write(at: offset + done, from: UnsafeMutableBufferPointer(start: &vector, count: 1))
             done += UInt64(n)
         }
     }

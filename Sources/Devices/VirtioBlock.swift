@@ -1,3 +1,4 @@
+import Glibc
 import GuestMemory
 import LinuxSupport
 import Synchronization
@@ -42,6 +43,15 @@ public final class VirtioBlock: VirtioDevice {
     private struct Active: @unchecked Sendable {
         let queue: SplitQueue
         let interrupt: any VirtioInterrupt
+        let scratch = RequestScratch()
+    }
+
+    /// A request's working arrays, kept between requests so that serving one allocates nothing
+    /// once they have grown. Only touched under `active`'s lock.
+    final class RequestScratch {
+        var readable: [Descriptor] = []
+        var writable: [Descriptor] = []
+        var vectors: [iovec] = []
     }
     private let active = Mutex<Active?>(nil)
 
@@ -109,17 +119,18 @@ public final class VirtioBlock: VirtioDevice {
         active.withLock { active in
             guard let a = active else { return }
             a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log("\(name): \($0); the device needs a reset") }) { chain in
-                handle(&chain, memory: a.queue.memory)
+                handle(&chain, memory: a.queue.memory, scratch: a.scratch)
             }
         }
     }
 
     /// Serves one request; returns the bytes written into the chain (data + status).
-    func handle(_ chain: inout DescriptorChain, memory: GuestMemory) -> UInt32 {
-        var readable: [Descriptor] = []
-        var writable: [Descriptor] = []
-        while let d = chain.next() { if d.isWritable { writable.append(d) } else { readable.append(d) } }
+    func handle(_ chain: inout DescriptorChain, memory: GuestMemory, scratch: RequestScratch) -> UInt32 {
+        scratch.readable.removeAll(keepingCapacity: true)
+        scratch.writable.removeAll(keepingCapacity: true)
+        while let d = chain.next() { if d.isWritable { scratch.writable.append(d) } else { scratch.readable.append(d) } }
         guard chain.error == nil else { return 0 }
+        let readable = scratch.readable, writable = scratch.writable
         let inBytes = readable.reduce(0) { $0 + Int($1.length) }
         let outBytes = writable.reduce(0) { $0 + Int($1.length) }
         // Without a header or a status byte there is nothing sensible to answer.
@@ -142,8 +153,9 @@ public final class VirtioBlock: VirtioDevice {
             if dataIn % Int(Self.sectorSize) != 0 || !inRange(sector, dataIn) {
                 status = Self.statusIOError
             } else {
-                status = transfer(writable, at: 0, count: dataIn, memory: memory) { offset, buffer throws(SystemError) in
-                    try backend.read(at: sector * Self.sectorSize + offset, into: buffer)
+                status = transfer(writable, at: 0, count: dataIn, memory: memory, vectors: &scratch.vectors) { vectors in
+                    do throws(SystemError) { try backend.read(at: sector * Self.sectorSize, into: vectors) } catch { return error }
+                    return nil
                 }
                 written = status == Self.statusOK ? dataIn : 0
             }
@@ -151,8 +163,9 @@ public final class VirtioBlock: VirtioDevice {
             if backend.isReadOnly || dataOut % Int(Self.sectorSize) != 0 || !inRange(sector, dataOut) {
                 status = Self.statusIOError
             } else {
-                status = transfer(readable, at: 16, count: dataOut, memory: memory) { offset, buffer throws(SystemError) in
-                    try backend.write(at: sector * Self.sectorSize + offset, UnsafeRawBufferPointer(buffer))
+                status = transfer(readable, at: 16, count: dataOut, memory: memory, vectors: &scratch.vectors) { vectors in
+                    do throws(SystemError) { try backend.write(at: sector * Self.sectorSize, from: vectors) } catch { return error }
+                    return nil
                 }
                 if status == Self.statusOK && isWriteThrough {
                     do { try backend.flush() } catch { log("\(name): \(error)"); status = Self.statusIOError }
@@ -212,9 +225,11 @@ public final class VirtioBlock: VirtioDevice {
     }
 
     /// Moves `count` bytes between the disk and the chain's segments starting at byte `skip`
-    /// of the stream, one segment at a time (no bounce buffer: host pointers into guest RAM).
-    private func transfer(_ segments: [Descriptor], at skip: Int, count: Int, memory: GuestMemory,
-                          _ io: (UInt64, UnsafeMutableRawBufferPointer) throws(SystemError) -> Void) -> UInt8 {
+    /// of the stream, in one vectored call (no bounce buffer: the vectors point into guest RAM,
+    /// each range checked against it first). `io` returns the error of the call, if any.
+    private func transfer(_ segments: [Descriptor], at skip: Int, count: Int, memory: GuestMemory, vectors: inout [iovec],
+                          _ io: (UnsafeMutableBufferPointer<iovec>) -> SystemError?) -> UInt8 {
+        vectors.removeAll(keepingCapacity: true)
         var streamOffset = 0
         var done = 0
         for d in segments where done < count {
@@ -226,13 +241,12 @@ public final class VirtioBlock: VirtioDevice {
             guard let host = try? memory.hostPointer(GuestAddress(d.address.rawValue + UInt64(start)), length: UInt64(n)) else {
                 return Self.statusIOError
             }
-            do {
-                try io(UInt64(done), UnsafeMutableRawBufferPointer(start: host, count: n))
-            } catch {
-                log("\(name): \(error)")
-                return Self.statusIOError
-            }
+            vectors.append(iovec(iov_base: host, iov_len: n))
             done += n
+        }
+        if let error = vectors.withUnsafeMutableBufferPointer({ io($0) }) {
+            log("\(name): \(error)")
+            return Self.statusIOError
         }
         return Self.statusOK
     }

@@ -65,11 +65,25 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
     var flushes = 0
     init(size: Int, readOnly: Bool = false) { bytes = [UInt8](repeating: 0, count: size); isReadOnly = readOnly }
     var size: UInt64 { UInt64(bytes.count) }
-    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws(SystemError) {
-        for i in 0..<buffer.count { buffer[i] = bytes[Int(offset) + i] }
+    /// How many vectors each read/write call got (VirtioBlock passes a request's segments in one).
+    var vectorCounts: [Int] = []
+    func read(at offset: UInt64, into vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError) {
+        vectorCounts.append(vectors.count)
+        var position = Int(offset)
+        for v in vectors {
+            let buffer = UnsafeMutableRawBufferPointer(start: v.iov_base, count: v.iov_len)
+            for i in 0..<buffer.count { buffer[i] = bytes[position + i] }
+            position += buffer.count
+        }
     }
-    func write(at offset: UInt64, _ data: UnsafeRawBufferPointer) throws(SystemError) {
-        for i in 0..<data.count { bytes[Int(offset) + i] = data[i] }
+    func write(at offset: UInt64, from vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError) {
+        vectorCounts.append(vectors.count)
+        var position = Int(offset)
+        for v in vectors {
+            let data = UnsafeRawBufferPointer(start: v.iov_base, count: v.iov_len)
+            for i in 0..<data.count { bytes[position + i] = data[i] }
+            position += data.count
+        }
     }
     func flush() throws(SystemError) { flushes += 1 }
     func discard(at offset: UInt64, length: UInt64) throws(SystemError) {}
@@ -131,6 +145,28 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         #expect(try status() == VirtioBlock.statusOK)
         #expect(try memory.load(UInt8.self, at: GuestAddress(0x9000 + 511)) == 0xAB)
         #expect(try driver.usedElement(1).len == 513)
+    }
+
+    @Test func aScatteredReadIsOneVectoredCallInSegmentOrder() throws {
+        let disk = MemoryDisk(size: 64 * 512)
+        for i in 0..<1024 { disk.bytes[2 * 512 + i] = UInt8(truncatingIfNeeded: i / 4) }
+        var (device, driver, _) = try makeDevice(disk)
+        // header, then 1024 bytes in three writable segments (512 + 256 + 256), then status.
+        try memory.store(UInt32(0), at: GuestAddress(0x8000))
+        try memory.store(UInt64(2), at: GuestAddress(0x8008))
+        try driver.setDescriptor(0, addr: 0x8000, len: 16, flags: 1, next: 1)
+        try driver.setDescriptor(1, addr: 0x9000, len: 512, flags: 3, next: 2)
+        try driver.setDescriptor(2, addr: 0xB000, len: 256, flags: 3, next: 3)
+        try driver.setDescriptor(3, addr: 0x9400, len: 256, flags: 3, next: 4)
+        try driver.setDescriptor(4, addr: 0xA000, len: 1, flags: 2)
+        try driver.makeAvailable(0)
+        device.processQueue(0)
+        #expect(try status() == VirtioBlock.statusOK)
+        #expect(disk.vectorCounts == [3])
+        #expect(try memory.load(UInt8.self, at: GuestAddress(0x9000 + 511)) == 127)
+        #expect(try memory.load(UInt8.self, at: GuestAddress(0xB000)) == 128)
+        #expect(try memory.load(UInt8.self, at: GuestAddress(0x9400 + 255)) == 255)
+        #expect(try driver.usedElement(0).len == 1025)
     }
 
     @Test func badRequestsGetTheSpecsStatus() throws {
@@ -245,8 +281,20 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         try backend.discard(at: 4096, length: 4096)
         let back = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
         defer { back.deallocate() }
-        try backend.read(at: 0, into: back)
-        #expect(back.prefix(4096).allSatisfy { $0 == 0 })
+        var whole = [iovec(iov_base: back.baseAddress!, iov_len: 8192)]
+        try whole.withUnsafeMutableBufferPointer { v throws(SystemError) in try backend.read(at: 0, into: v) }
+        #expect(back.allSatisfy { $0 == 0 })
+        // A vectored write takes the vectors in order, not in memory order; a read past the
+        // end of the file yields zeros.
+        back.initializeMemory(as: UInt8.self, repeating: 2)
+        back[0..<100].initializeMemory(as: UInt8.self, repeating: 1)
+        var out = [iovec(iov_base: back.baseAddress! + 100, iov_len: 412), iovec(iov_base: back.baseAddress!, iov_len: 100)]
+        try out.withUnsafeMutableBufferPointer { v throws(SystemError) in try backend.write(at: 8192, from: v) }
+        back.initializeMemory(as: UInt8.self, repeating: 0xEE)
+        var two = [iovec(iov_base: back.baseAddress!, iov_len: 500), iovec(iov_base: back.baseAddress! + 500, iov_len: 524)]
+        try two.withUnsafeMutableBufferPointer { v throws(SystemError) in try backend.read(at: 8192, into: v) }
+        #expect(back[0..<412].allSatisfy { $0 == 2 } && back[412..<512].allSatisfy { $0 == 1 })
+        #expect(back[512..<1024].allSatisfy { $0 == 0 })
         // A second writable open of the same image is refused (exclusive lock).
         #expect(throws: SystemError.self) { try FileBlockBackend(path: path, readOnly: false) }
     }
