@@ -20,6 +20,18 @@ public struct Apus: ParsableCommand {
 }
 
 extension Apus {
+    /// `apus [subcommand…] --help` for the subcommand the user typed, e.g. `apus bench boot --help`.
+    private static var helpCommand: String {
+        var words = ["apus"]
+        var node: any ParsableCommand.Type = Apus.self
+        for argument in CommandLine.arguments.dropFirst() {
+            guard let next = node.configuration.subcommands.first(where: { $0.configuration.commandName == argument }) else { break }
+            words.append(argument)
+            node = next
+        }
+        return (words + ["--help"]).joined(separator: " ")
+    }
+
     /// Parses the process arguments, runs the command and exits with its status.
     /// `CLIError`s print as one `apus: …` line with status 1; usage errors as ArgumentParser does.
     public static func runMain() -> Never {
@@ -35,7 +47,7 @@ extension Apus {
             // line naming the problem (the full usage is one `--help` away).
             let code = exitCode(for: error)
             if code == .success || error is ExitCode { exit(withError: error) }
-            fputsError("apus: \(message(for: error)) (see 'apus run --help')")
+            fputsError("apus: \(message(for: error)) (see '\(helpCommand)')")
             Glibc.exit(code.rawValue)
         }
     }

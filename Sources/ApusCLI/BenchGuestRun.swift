@@ -39,14 +39,14 @@ struct BenchGuestRun {
             record(line, start: child.startTime)
             if let error = marks["error"] {
                 _ = try watching { () throws(SystemError) in try child.terminate() }
-                throw CLIError("the guest reported an error: \(error.fields["text"] ?? "?")")
+                throw CLIError("the guest reported an error: \(error.fields["text"] ?? "?")\(consoleTail)")
             }
             // After "done" the guest only powers off: a VMM that does not exit soon is stuck.
             if marks["done"] != nil { deadline = min(deadline, MonotonicClock.now() + 60) }
         }
         if !child.outputEnded {
             _ = try watching { () throws(SystemError) in try child.terminate() }
-            throw CLIError("no exit within \(Int(timeout)) s\(marks["done"] != nil ? " after the guest finished" : "")")
+            throw CLIError("no exit within \(Int(timeout)) s\(marks["done"] != nil ? " after the guest finished" : "")\(consoleTail)")
         }
         exitTime = MonotonicClock.now() - child.startTime
         exitStatus = try watching { () throws(SystemError) in try child.waitForExit() }
@@ -68,6 +68,11 @@ struct BenchGuestRun {
             }
         }
         marks[key] = Mark(time: line.time - start, fields: fields)
+    }
+
+    /// The last console lines, indented under a heading, to append to an error message.
+    var consoleTail: String {
+        tail.isEmpty ? "\n  (no console output)" : "\n  last console lines:\n" + tail.map { "    \($0)" }.joined(separator: "\n")
     }
 
     /// A numeric field of a mark, or an error naming what is missing.

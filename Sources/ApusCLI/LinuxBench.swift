@@ -28,13 +28,16 @@ struct LinuxBench {
                 let v = (run + turn) % vmms.count, vmm = vmms[v]
                 let log = "\(options.logDirectory)/\(name)-\(vmm.rawValue)-\(run + 1).log"
                 let command = vmm.command(for: guest, apus: apus, qemu: options.qemuSetup)
+                func failure(_ error: CLIError) -> CLIError {
+                    CLIError("\(vmm.rawValue), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
+                }
                 let boot: BenchGuestRun
+                do { boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log) } catch {
+                    throw failure(error)
+                }
                 let values: [Double]
-                do {
-                    boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log)
-                    values = try figures(boot)
-                } catch {
-                    throw CLIError("\(vmm.rawValue), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
+                do { values = try figures(boot) } catch {
+                    throw failure(CLIError("\(error) (exit status \(boot.exitStatus))\(boot.consoleTail)"))
                 }
                 for (m, value) in values.enumerated() { samples[m][v].append(value) }
                 let shown = zip(metrics, values).map { "\($0.label) \(format($1, digits: $0.digits))" }
