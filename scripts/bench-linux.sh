@@ -56,7 +56,7 @@ done
     echo '# Written by scripts/bench-linux.sh: the benchmark, its report between two marker lines.'
     printf './apus bench %s --kernel vmlinuz --initrd initrd.cpio.gz' "$kind"
     printf ' --qemu ./qemu/qemu-system-x86_64 --qemu-firmware ./qemu/share --log-dir /tmp/apus-bench'
-    printf ' %q' "$@"
+    (($# == 0)) || printf ' %q' "$@"
     echo ' > /tmp/report'
     echo 'status=$?'
     echo 'echo "BENCH-REPORT-BEGIN"; cat /tmp/report; echo "BENCH-REPORT-END"'
