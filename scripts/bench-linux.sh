@@ -66,9 +66,18 @@ done
 chmod +x "$payload/run.sh"
 
 console=guest/build/nested/bench-$kind.console
-status=0
-APUS_NESTED_TIMEOUT=${APUS_NESTED_TIMEOUT:-3600} \
-    guest/nested/run.sh "$payload" --log "guest/build/nested/bench-$kind.log" 2>&1 | tee "$console" >&2 ||
-    status=$?
+# QEMU 7.2's TCG emulation of nested SVM occasionally kills the nested host itself (it resets
+# without a panic message, so run.sh reports status 125: no NESTED-EXIT line); seen once in
+# about twenty level-2 boots. That is the test host failing, not a VMM under test: start it once
+# more, and say so. Any other failure, or a second death, is the benchmark's result.
+for attempt in 1 2; do
+    status=0
+    APUS_NESTED_TIMEOUT=${APUS_NESTED_TIMEOUT:-3600} \
+        guest/nested/run.sh "$payload" --log "guest/build/nested/bench-$kind.log" 2>&1 | tee "$console" >&2 ||
+        status=$?
+    ((status == 125 && attempt == 1)) || break
+    cp "guest/build/nested/bench-$kind.log" "guest/build/nested/bench-$kind.died.log"
+    log "NOTE: the nested test host died without finishing (status 125; its console: guest/build/nested/bench-$kind.died.log); starting it once more"
+done
 tr -d '\r' <"$console" | sed -n '/^BENCH-REPORT-BEGIN$/,/^BENCH-REPORT-END$/{/^BENCH-REPORT-/d;p}'
 exit "$status"
