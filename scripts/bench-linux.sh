@@ -54,6 +54,8 @@ done
 {
     echo '#!/bin/sh'
     echo '# Written by scripts/bench-linux.sh: the benchmark, its report between two marker lines.'
+    echo '# Kernel messages on the console could land inside the report: keep only emergencies.'
+    echo 'dmesg -n 1'
     printf './apus bench %s --kernel vmlinuz --initrd initrd.cpio.gz' "$kind"
     printf ' --qemu ./qemu/qemu-system-x86_64 --qemu-firmware ./qemu/share --log-dir /tmp/apus-bench'
     (($# == 0)) || printf ' %q' "$@"

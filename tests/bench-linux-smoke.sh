@@ -9,10 +9,17 @@ cd "$ROOT"
 OUT=guest/build/bench-smoke
 mkdir -p "$OUT"
 failed=0
+# python3 validates the JSON; Debian's fio (installed for the benchmark's guest) depends on it.
+command -v python3 >/dev/null || { echo "BENCH-SMOKE setup FAIL: python3 is missing"; exit 1; }
 
 # check NAME JSON METRIC...: every METRIC has a median > 0 for each VMM and two non-null ratios.
 check() {
     local name=$1 json=$2 metric line vmm ok; shift 2
+    if ! python3 -m json.tool "$json" >/dev/null 2>"$OUT/$name.json-error"; then
+        echo "BENCH-SMOKE $name.json FAIL: not valid JSON ($(head -c 200 "$OUT/$name.json-error"))"
+        failed=$((failed + 1))
+        return
+    fi
     for metric in "$@"; do
         # A metric's object is three lines: its name, "results" and "ratios" (LinuxBenchReport.json).
         line=$(grep -A2 "\"metric\": \"$metric\"" "$json" | tr -d '\n' || true)

@@ -13,6 +13,9 @@ struct BenchGuestRun {
         let fields: [String: String]
     }
 
+    /// How long a VMM may take to exit once the guest printed `APUS-BENCH: done`.
+    static let exitGrace = 60.0
+
     /// The first `APUS-BENCH:` line of each key.
     private(set) var marks: [String: Mark] = [:]
     /// Seconds from starting the VMM to the end of its output (it exited).
@@ -42,14 +45,17 @@ struct BenchGuestRun {
                 throw CLIError("the guest reported an error: \(error.fields["text"] ?? "?")\(consoleTail)")
             }
             // After "done" the guest only powers off: a VMM that does not exit soon is stuck.
-            if marks["done"] != nil { deadline = min(deadline, MonotonicClock.now() + 60) }
+            if marks["done"] != nil { deadline = min(deadline, MonotonicClock.now() + Self.exitGrace) }
         }
         if !child.outputEnded {
             _ = try watching { () throws(SystemError) in try child.terminate() }
-            throw CLIError("no exit within \(Int(timeout)) s\(marks["done"] != nil ? " after the guest finished" : "")\(consoleTail)")
+            let limit = marks["done"] != nil ? "\(Int(Self.exitGrace)) s after the guest finished" : "\(Int(timeout)) s"
+            throw CLIError("the VMM did not exit within \(limit)\(consoleTail)")
         }
         exitTime = MonotonicClock.now() - child.startTime
-        exitStatus = try watching { () throws(SystemError) in try child.waitForExit() }
+        // Closing stdout is not exiting: a VMM that lingers is killed at the same deadline.
+        let exitDeadline = deadline
+        exitStatus = try watching { () throws(SystemError) in try child.waitForExit(before: exitDeadline) }
     }
 
     private mutating func record(_ line: ChildProcess.Line, start: Double) {
@@ -78,8 +84,9 @@ struct BenchGuestRun {
     /// A numeric field of a mark, or an error naming what is missing.
     func value(_ key: String, _ field: String) throws(CLIError) -> Double {
         guard let mark = marks[key] else { throw CLIError("the guest never printed 'APUS-BENCH: \(key)'") }
-        guard let text = mark.fields[field], let value = Double(text) else {
-            throw CLIError("'APUS-BENCH: \(key)' has no numeric \(field)=")
+        // The guest's text: only plain, finite, non-negative numbers of sane size are figures.
+        guard let text = mark.fields[field], let value = Double(text), value.isFinite, (0...1e12).contains(value) else {
+            throw CLIError("'APUS-BENCH: \(key)' has no valid \(field)= (a number from 0 to 10^12)")
         }
         return value
     }

@@ -6,7 +6,8 @@ import ArgumentParser
 enum BenchVMM: String, CaseIterable, ExpressibleByArgument {
     /// apus itself (this executable), virtio over virtio-mmio described in ACPI.
     case apus
-    /// QEMU's minimal machine: no PCI, virtio-mmio described in ACPI, qboot-sized firmware.
+    /// QEMU's minimal machine: no PCI, virtio-mmio described in ACPI, SeaBIOS's microvm build as
+    /// firmware (what microvm loads when ACPI is on, its default).
     case qemuMicrovm = "qemu-microvm"
     /// QEMU's PC machine: SeaBIOS, PCIe, virtio-pci.
     case qemuQ35 = "qemu-q35"

@@ -10,6 +10,8 @@ struct LinuxBench {
     let name: String
     let options: LinuxBenchOptions
     let runs: Int
+    /// Where each boot's VMM stderr goes (`makeLogDirectory`).
+    let logDirectory: String
     let guest: BenchGuest
     let metrics: [LinuxBenchReport.Metric]
     /// Describes the setup in one line for the report.
@@ -21,12 +23,12 @@ struct LinuxBench {
         try checkHost()
         let apus = try currentExecutable()
         let vmms = options.vmms
-        try mkdirs(options.logDirectory)
+        fputsError("bench \(name): \(runs) run\(runs == 1 ? "" : "s") of \(vmms.map(\.rawValue).joined(separator: ", ")); VMM logs in \(logDirectory)")
         var samples = Array(repeating: Array(repeating: [Double](), count: vmms.count), count: metrics.count)
         for run in 0..<runs {
             for turn in 0..<vmms.count {
                 let v = (run + turn) % vmms.count, vmm = vmms[v]
-                let log = "\(options.logDirectory)/\(name)-\(vmm.rawValue)-\(run + 1).log"
+                let log = "\(logDirectory)/\(name)-\(vmm.rawValue)-\(run + 1).log"
                 let command = vmm.command(for: guest, apus: apus, qemu: options.qemuSetup)
                 func failure(_ error: CLIError) -> CLIError {
                     CLIError("\(vmm.rawValue), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
@@ -35,9 +37,13 @@ struct LinuxBench {
                 do { boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log) } catch {
                     throw failure(error)
                 }
+                // A run counts only if the guest finished and the VMM then exited cleanly.
                 let values: [Double]
-                do { values = try figures(boot) } catch {
-                    throw failure(CLIError("\(error) (exit status \(boot.exitStatus))\(boot.consoleTail)"))
+                do {
+                    values = try figures(boot)
+                    guard boot.exitStatus == 0 else { throw CLIError("the VMM exited with status \(boot.exitStatus), not 0") }
+                } catch {
+                    throw failure(CLIError("\(error)\(boot.consoleTail)"))
                 }
                 for (m, value) in values.enumerated() { samples[m][v].append(value) }
                 let shown = zip(metrics, values).map { "\($0.label) \(format($1, digits: $0.digits))" }

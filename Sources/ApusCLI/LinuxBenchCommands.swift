@@ -42,9 +42,10 @@ struct BootBenchCommand: ParsableCommand {
         let metrics = [
             LinuxBenchReport.Metric(key: "to-init", label: "to init (s)", higherIsBetter: false, digits: 2),
             LinuxBenchReport.Metric(key: "kernel-uptime-at-init", label: "kernel's uptime at init (s)", higherIsBetter: false, digits: 2),
-            LinuxBenchReport.Metric(key: "to-exit", label: "to exit after poweroff (s)", higherIsBetter: false, digits: 2),
+            LinuxBenchReport.Metric(key: "to-exit", label: "to exit (s)", higherIsBetter: false, digits: 2),
         ]
-        let bench = LinuxBench(name: "boot", options: options, runs: options.runs ?? 5, guest: guest, metrics: metrics,
+        let bench = LinuxBench(name: "boot", options: options, runs: options.runs ?? 5,
+                               logDirectory: try options.makeLogDirectory(), guest: guest, metrics: metrics,
                                setup: "\(options.kernel) + \(initrd), \(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
             guard let exit = boot.exitTime else { throw CLIError("the VMM did not exit") }
             return [try boot.time("init"), try boot.value("init", "uptime"), exit]
@@ -96,8 +97,8 @@ struct BlkBenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        try mkdirs(options.logDirectory)
-        let image = "\(options.logDirectory)/blk-scratch.img"
+        let logDirectory = try options.makeLogDirectory()
+        let image = "\(logDirectory)/blk-scratch.img"
         try createScratchImage(image, mebibytes: Int(try parseSize(diskSize) >> 20))
         defer { unlink(image) }
         let guest = BenchGuest(kernel: options.kernel, initrd: initrd,
@@ -110,7 +111,7 @@ struct BlkBenchCommand: ParsableCommand {
                 ? LinuxBenchReport.Metric(key: "\(job.name)-mib-s", label: "\(job.name) 1 MiB (MiB/s)", higherIsBetter: true, digits: 1)
                 : LinuxBenchReport.Metric(key: "\(job.name)-iops", label: "\(job.name) 4 KiB (IOPS)", higherIsBetter: true, digits: 0)
         }
-        let bench = LinuxBench(name: "blk", options: options, runs: options.runs ?? 3, guest: guest, metrics: metrics,
+        let bench = LinuxBench(name: "blk", options: options, runs: options.runs ?? 3, logDirectory: logDirectory, guest: guest, metrics: metrics,
                                setup: "fio on /dev/vda (\(diskSize) raw image), \(runtime) s per job, O_DIRECT, queue depth 1; "
                                    + "\(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
             guard boot.marks["done"] != nil else { throw CLIError("the guest never finished its fio jobs") }
@@ -125,7 +126,7 @@ struct BlkBenchCommand: ParsableCommand {
     /// (a sparse image would let the host answer reads of holes for free).
     private func createScratchImage(_ path: String, mebibytes: Int) throws(CLIError) {
         let fd: OwnedFD = try { () throws(CLIError) -> OwnedFD in
-            do { return try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC) } catch {
+            do { return try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) } catch {
                 throw CLIError("cannot create the scratch image \(path): \(error)")
             }
         }()

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Glibc
+import LinuxSupport
 
 /// The options `apus bench boot` and `apus bench blk` share: what to boot, under which VMMs,
 /// how often, and how to print the result.
@@ -28,8 +30,8 @@ struct LinuxBenchOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds one boot may take before the benchmark gives up.", valueName: "seconds"))
     var timeout: Int = 600
 
-    @Option(name: .customLong("log-dir"), help: ArgumentHelp("Where each VMM's stderr is kept, one file per boot.", valueName: "dir"))
-    var logDirectory = "/tmp/apus-bench"
+    @Option(name: .customLong("log-dir"), help: ArgumentHelp("Where each VMM's stderr is kept, one file per boot (default: a new directory in $TMPDIR or /tmp).", valueName: "dir"))
+    var logDirectory: String?
 
     @Flag(help: "Print JSON instead of the table.")
     var json = false
@@ -52,6 +54,21 @@ struct LinuxBenchOptions: ParsableArguments {
             throw ValidationError("--memory must be a whole number of MiB, at least 64M (got '\(memory)')")
         }
         return bytes >> 20
+    }
+
+    /// The `--log-dir` directory (created if missing), or a new private one: a fixed name in a
+    /// shared /tmp could be planted with symlinks by another user.
+    func makeLogDirectory() throws(CLIError) -> String {
+        if let logDirectory {
+            try mkdirs(logDirectory)
+            return logDirectory
+        }
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array("\(base)/apus-bench.XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw CLIError("cannot create a log directory in \(base): \(SystemError.current("mkdtemp"))")
+        }
+        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     var qemuSetup: QEMUSetup { QEMUSetup(binary: qemu, firmware: qemuFirmware) }

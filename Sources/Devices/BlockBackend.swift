@@ -65,7 +65,8 @@ public final class FileBlockBackend: BlockBackend {
     /// `preadv`/`pwritev` until every vector is done, advancing `vectors` past what each call
     /// moved. Reading past the end of the file yields zeros (the image may have shrunk).
     private func transfer(_ vectors: UnsafeMutableBufferPointer<iovec>, at offset: UInt64, writing: Bool) throws(SystemError) {
-        guard var first = vectors.indices.first else { return }
+        // Nothing to move (pwritev would return 0, which below means a failed write).
+        guard var first = vectors.firstIndex(where: { $0.iov_len > 0 }) else { return }
         var position = off_t(offset)
         while first < vectors.count {
             let count = Int32(min(vectors.count - first, Self.maxVectorsPerCall))

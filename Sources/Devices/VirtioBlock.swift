@@ -46,12 +46,14 @@ public final class VirtioBlock: VirtioDevice {
         let scratch = RequestScratch()
     }
 
-    /// A request's working arrays, kept between requests so that serving one allocates nothing
-    /// once they have grown. Only touched under `active`'s lock.
+    /// A request's working arrays, kept between requests so that reads and writes allocate
+    /// nothing once they have grown (DISCARD, WRITE_ZEROES and GET_ID still do). Only touched
+    /// under `active`'s lock.
     final class RequestScratch {
         var readable: [Descriptor] = []
         var writable: [Descriptor] = []
         var vectors: [iovec] = []
+        var header = [UInt8](repeating: 0, count: 16)
     }
     private let active = Mutex<Active?>(nil)
 
@@ -138,8 +140,10 @@ public final class VirtioBlock: VirtioDevice {
             log("\(name): request without header or status byte")
             return 0
         }
-        var header = [UInt8](repeating: 0, count: 16)
-        copy(from: readable, at: 0, into: &header, memory: memory)
+        // Zeroed first: a copy cut short must not leave the previous request's header behind.
+        for i in scratch.header.indices { scratch.header[i] = 0 }
+        copy(from: readable, at: 0, into: &scratch.header, memory: memory)
+        let header = scratch.header
         let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
         var sector: UInt64 = 0
         for i in 0..<8 { sector |= UInt64(header[8 + i]) << (8 * UInt64(i)) }
@@ -263,8 +267,8 @@ public final class VirtioBlock: VirtioDevice {
             let start = max(skip + done - streamOffset, 0)
             guard start < length else { continue }
             let n = min(length - start, out.count - done)
-            guard let bytes = try? memory.readBytes(GuestAddress(d.address.rawValue + UInt64(start)), count: n) else { return }
-            out.replaceSubrange(done..<(done + n), with: bytes)
+            guard let source = try? memory.hostPointer(GuestAddress(d.address.rawValue + UInt64(start)), length: UInt64(n)) else { return }
+            out.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: done).copyMemory(from: source, byteCount: n) }
             done += n
         }
     }

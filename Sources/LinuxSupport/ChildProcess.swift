@@ -10,15 +10,23 @@ public final class ChildProcess {
     /// One line of the child's standard output, without its line ending.
     public struct Line {
         public let text: String
-        /// `MonotonicClock.now()` when the line was read.
+        /// `MonotonicClock.now()` when the read that completed the line returned.
         public let time: Double
     }
+
+    /// Longer output without a newline is handed out in pieces of this size, so a child that
+    /// never ends a line cannot make the reader's buffer grow without bound.
+    public static let maxLineLength = 64 * 1024
 
     public let pid: pid_t
     /// `MonotonicClock.now()` just before the child was spawned.
     public let startTime: Double
     private let output: OwnedFD
     private var pending: [UInt8] = []
+    /// Bytes of `pending` already searched for a newline.
+    private var scanned = 0
+    /// When the last read returned: every complete line in `pending` was completed by it.
+    private var lastRead = 0.0
     private var endOfOutput = false
     private var reapedStatus: Int32?
 
@@ -26,14 +34,14 @@ public final class ChildProcess {
     public init(_ path: String, _ arguments: [String], standardError: String) throws(SystemError) {
         var pipeFDs: [Int32] = [0, 0]
         guard pipe(&pipeFDs) == 0 else { throw .current("pipe") }
+        // Not inherited by other children this process starts (the child gets its end by dup2).
+        for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
-        posix_spawn_file_actions_addclose(&actions, pipeFDs[0])
-        posix_spawn_file_actions_addclose(&actions, pipeFDs[1])
-        posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o644)
 
         // The child starts with no signal blocked and default handlers, whatever this process
         // (or the thread spawning it) blocked: otherwise `terminate()`'s SIGTERM could be held
@@ -62,12 +70,13 @@ public final class ChildProcess {
         }
         pid = child
         output = OwnedFD(adopting: pipeFDs[0])
+        lastRead = startTime
     }
 
     deinit {
         if reapedStatus == nil {
             kill(pid, SIGKILL)
-            _ = try? waitForExit()
+            _ = try? waitForExit(before: MonotonicClock.now() + 5)
         }
     }
 
@@ -75,20 +84,9 @@ public final class ChildProcess {
     /// output ended or the deadline passed first (`outputEnded` tells which).
     public func nextLine(before deadline: Double) throws(SystemError) -> Line? {
         while true {
-            if let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                var bytes = pending[..<newline]
-                if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
-                let line = Line(text: String(decoding: bytes, as: UTF8.self), time: MonotonicClock.now())
-                pending.removeSubrange(...newline)
-                return line
-            }
-            if endOfOutput {
-                guard !pending.isEmpty else { return nil }
-                defer { pending.removeAll() }
-                return Line(text: String(decoding: pending, as: UTF8.self), time: MonotonicClock.now())
-            }
+            if let line = takeLine() { return line }
             let remaining = deadline - MonotonicClock.now()
-            guard remaining > 0 else { return nil }
+            guard !endOfOutput, remaining > 0 else { return nil }
             var poller = pollfd(fd: output.raw, events: Int16(POLLIN), revents: 0)
             let ready = poll(&poller, 1, Int32(min(remaining * 1000, 60_000)) + 1)
             if ready < 0 {
@@ -100,6 +98,7 @@ public final class ChildProcess {
             let n = buffer.withUnsafeMutableBytes { read(output.raw, $0.baseAddress!, $0.count) }
             if n > 0 {
                 pending += buffer[..<n]
+                lastRead = MonotonicClock.now()
             } else if n == 0 {
                 endOfOutput = true
             } else if errno != EINTR && errno != EAGAIN {
@@ -108,16 +107,53 @@ public final class ChildProcess {
         }
     }
 
+    /// The first complete line of `pending` (or a piece of `maxLineLength` bytes, or the
+    /// unterminated rest once the output ended), removed from it; nil when there is none yet.
+    private func takeLine() -> Line? {
+        let newline = pending[scanned...].firstIndex(of: UInt8(ascii: "\n"))
+        let end: Int
+        if let newline {
+            end = newline + 1
+        } else if pending.count >= Self.maxLineLength {
+            end = Self.maxLineLength
+        } else if endOfOutput && !pending.isEmpty {
+            end = pending.count
+        } else {
+            scanned = pending.count
+            return nil
+        }
+        var bytes = pending[..<end]
+        if bytes.last == UInt8(ascii: "\n") { bytes = bytes.dropLast() }
+        if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+        let line = Line(text: String(decoding: bytes, as: UTF8.self), time: lastRead)
+        pending.removeSubrange(..<end)
+        scanned = 0
+        return line
+    }
+
     /// True once the child closed its standard output (normally: it exited).
     public var outputEnded: Bool { endOfOutput && pending.isEmpty }
 
-    /// Waits for the child to exit: its exit status, or 128 + the signal that killed it.
+    /// Waits until `deadline` for the child to exit, then kills it (SIGKILL) and reaps it: its
+    /// exit status, or 128 + the signal that ended it.
     @discardableResult
-    public func waitForExit() throws(SystemError) -> Int32 {
+    public func waitForExit(before deadline: Double) throws(SystemError) -> Int32 {
         if let reapedStatus { return reapedStatus }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw .current("waitpid") }
+        var killed = false
+        while true {
+            if !killed && MonotonicClock.now() >= deadline {
+                kill(pid, SIGKILL)
+                killed = true
+            }
+            // Once killed, the exit is certain: wait for it; before, poll.
+            let r = waitpid(pid, &status, killed ? 0 : WNOHANG)
+            if r == pid { break }
+            if r < 0 {
+                guard errno == EINTR else { throw .current("waitpid") }
+                continue
+            }
+            usleep(10_000)
         }
         let result = exitStatus(fromWaitStatus: status)
         reapedStatus = result
@@ -129,19 +165,7 @@ public final class ChildProcess {
     public func terminate(grace: Double = 5) throws(SystemError) -> Int32 {
         if let reapedStatus { return reapedStatus }
         kill(pid, SIGTERM)
-        let deadline = MonotonicClock.now() + grace
-        var status: Int32 = 0
-        while MonotonicClock.now() < deadline {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid {
-                let result = exitStatus(fromWaitStatus: status)
-                reapedStatus = result
-                return result
-            }
-            usleep(20_000)
-        }
-        kill(pid, SIGKILL)
-        return try waitForExit()
+        return try waitForExit(before: MonotonicClock.now() + grace)
     }
 }
 

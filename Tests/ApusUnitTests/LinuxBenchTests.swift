@@ -39,10 +39,34 @@ import Testing
         #expect(MonotonicClock.now() - start < 10)
     }
 
+    @Test func figuresMustBeFiniteAndSane() throws {
+        let run = try BenchGuestRun(command: sh("echo 'APUS-BENCH: x a=nan b=1e300 c=-1 d=12.5'"), timeout: 10, errorLog: log)
+        for field in ["a", "b", "c"] { #expect(throws: CLIError.self) { try run.value("x", field) } }
+        #expect(try run.value("x", "d") == 12.5)
+    }
+
+    @Test func aVMMThatClosesItsOutputButLingersIsKilled() throws {
+        let start = MonotonicClock.now()
+        let run = try BenchGuestRun(command: sh("echo 'APUS-BENCH: done'; exec sleep 30 >&-"), timeout: 1, errorLog: log)
+        #expect(run.exitStatus == 128 + SIGKILL)
+        #expect(MonotonicClock.now() - start < 10)
+    }
+
     @Test func aMissingProgramIsOneClearError() {
         #expect(throws: CLIError.self) {
             try BenchGuestRun(command: ("/nonexistent/qemu", []), timeout: 1, errorLog: log)
         }
+    }
+}
+
+@Suite struct ChildProcessTests {
+    @Test func aLineWithoutEndComesInPiecesAndTheRestAtExit() throws {
+        let child = try ChildProcess("/bin/sh", ["-c", "head -c 150000 /dev/zero | tr '\\0' x; printf tail"],
+                                     standardError: "/dev/null")
+        var lengths: [Int] = []
+        while let line = try child.nextLine(before: MonotonicClock.now() + 10) { lengths.append(line.text.count) }
+        #expect(lengths == [ChildProcess.maxLineLength, ChildProcess.maxLineLength, 150_004 - 2 * ChildProcess.maxLineLength])
+        #expect(try child.waitForExit(before: MonotonicClock.now() + 10) == 0)
     }
 }
 

@@ -14,11 +14,18 @@ for _ in 1 2 3 4 5 6 7 8 9 10; do [ -b $disk ] && break; sleep 0.2; done
 command -v fio >/dev/null || { echo "APUS-BENCH: error no fio in this initramfs (use initrd-fio.cpio.gz)"; exit 1; }
 
 # job NAME RW BLOCKSIZE. fio's terse format v3: field 7/8 = read KiB/s and IOPS, 48/49 = write.
+# A job counts only if fio exited 0 and reports no error (terse field 5): a VMM that fails some
+# requests must not pass with the bandwidth of the others.
 job() {
     out=$(fio --name="$1" --filename=$disk --rw="$2" --bs="$3" --direct=1 --ioengine=psync \
         --iodepth=1 --time_based --runtime="$runtime" --output-format=terse --terse-version=3 2>&1)
+    status=$?
     line=$(echo "$out" | grep '^3;')
-    [ -n "$line" ] || { echo "APUS-BENCH: error fio $1 failed: $(echo "$out" | tail -n 3 | tr '\n' ' ')"; exit 1; }
+    error=$(echo "$line" | cut -d';' -f5)
+    if [ $status -ne 0 ] || [ -z "$line" ] || [ "$error" != 0 ]; then
+        echo "APUS-BENCH: error fio $1 failed (status $status, error ${error:-?}): $(echo "$out" | tail -n 3 | tr '\n' ' ')"
+        exit 1
+    fi
     case $2 in *read) f=7 ;; *) f=48 ;; esac
     echo "$line" | awk -F';' -v job="$1" -v f=$f '{ printf "APUS-BENCH: %s kib_s=%s iops=%s\n", job, $f, $(f + 1) }'
 }
