@@ -153,7 +153,7 @@ import Testing
         var template = Array("/tmp/apus-disk-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         #expect(fd >= 0)
-        let path = String(cString: template)
+        let path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         defer { unlink(path); close(fd) }
         #expect(ftruncate(fd, 64 * 512) == 0)
 
