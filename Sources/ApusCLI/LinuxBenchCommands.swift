@@ -64,8 +64,9 @@ struct BlkBenchCommand: ParsableCommand {
         Every VMM boots the same kernel and initramfs (with Debian's fio) and serves the same raw \
         scratch image as its first virtio-blk disk. In the guest, fio runs four jobs against \
         /dev/vda, one after the other: sequential read and write in 1 MiB blocks, random read \
-        and write in 4 KiB blocks, each with O_DIRECT and one request in flight, so every figure \
-        is bound by the round trip of a request through the VMM (guest/linux/scenarios/bench-blk.sh). \
+        and write in 4 KiB blocks, each with O_DIRECT. By default one request is in flight, so \
+        every figure is bound by the round trip of a request through the VMM; --iodepth N keeps \
+        N in flight (libaio) (guest/linux/scenarios/bench-blk.sh). \
         The image is created (filled with a pattern, so reads hit data) before the first boot and \
         removed after the last.
 
@@ -76,6 +77,7 @@ struct BlkBenchCommand: ParsableCommand {
           apus bench blk
           apus bench blk --runs 3 --runtime 10 --json
           apus bench blk --vmm apus qemu-microvm --disk-size 1G
+          apus bench blk --iodepth 16
         """)
 
     @OptionGroup var options: LinuxBenchOptions
@@ -86,11 +88,15 @@ struct BlkBenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Seconds each fio job runs.", valueName: "seconds"))
     var runtime: Int = 5
 
+    @Option(help: ArgumentHelp("Requests in flight per job: 1 (psync, the default) measures a request's round trip; more uses libaio.", valueName: "n"))
+    var iodepth: Int = 1
+
     @Option(name: .customLong("disk-size"), help: ArgumentHelp("Size of the scratch image, e.g. 256M.", valueName: "size"))
     var diskSize = "256M"
 
     func validate() throws {
         guard (1...3600).contains(runtime) else { throw ValidationError("--runtime must be 1 to 3600 seconds") }
+        guard (1...256).contains(iodepth) else { throw ValidationError("--iodepth must be 1 to 256") }
         guard let bytes = try? parseSize(diskSize), bytes % (1 << 20) == 0, bytes >= 16 << 20 else {
             throw ValidationError("--disk-size must be a whole number of MiB, at least 16M (got '\(diskSize)')")
         }
@@ -102,7 +108,7 @@ struct BlkBenchCommand: ParsableCommand {
         try createScratchImage(image, mebibytes: Int(try parseSize(diskSize) >> 20))
         defer { unlink(image) }
         let guest = BenchGuest(kernel: options.kernel, initrd: initrd,
-                               commandLine: benchCommandLine("bench-blk", "apus.bench.runtime=\(runtime)"),
+                               commandLine: benchCommandLine("bench-blk", "apus.bench.runtime=\(runtime) apus.bench.iodepth=\(iodepth)"),
                                cpus: options.cpus, memoryMiB: try options.memoryMiB(), disk: image)
         // The fio jobs of bench-blk.sh, in its order: throughput for 1 MiB blocks, IOPS for 4 KiB.
         let jobs: [(name: String, sequential: Bool)] = [("seq-read", true), ("seq-write", true), ("rand-read", false), ("rand-write", false)]
@@ -112,7 +118,8 @@ struct BlkBenchCommand: ParsableCommand {
                 : LinuxBenchReport.Metric(key: "\(job.name)-iops", label: "\(job.name) 4 KiB (IOPS)", higherIsBetter: true, digits: 0)
         }
         let bench = LinuxBench(name: "blk", options: options, runs: options.runs ?? 3, logDirectory: logDirectory, guest: guest, metrics: metrics,
-                               setup: "fio on /dev/vda (\(diskSize) raw image), \(runtime) s per job, O_DIRECT, queue depth 1; "
+                               setup: "fio on /dev/vda (\(diskSize) raw image), \(runtime) s per job, O_DIRECT, "
+                                   + (iodepth == 1 ? "queue depth 1 (psync); " : "queue depth \(iodepth) (libaio); ")
                                    + "\(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
             guard boot.marks["done"] != nil else { throw CLIError("the guest never finished its fio jobs") }
             return try jobs.map { job throws(CLIError) in
