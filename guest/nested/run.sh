@@ -65,7 +65,11 @@ command -v "$QEMU" >/dev/null || "$ROOT/guest/linux/fetch-assets.sh" "$ASSETS" #
 "$HERE/build-host.sh" "$payload" "$initrd"
 
 # quiet: only the payload's output and errors; panic=1 + -no-reboot: a panic ends QEMU at once.
-cmdline="console=ttyS0 quiet panic=1 oops=panic"
+# softlockup_panic=1: QEMU 7.2's TCG emulation of nested SVM can leave a host CPU spinning in the
+# kernel for good (seen once in about a hundred level-2 boots, "watchdog: BUG: soft lockup" with
+# KVM busy on the other CPU); better a panic after ~20 s (no NESTED-EXIT: status 125) than a hang
+# until the timeout.
+cmdline="console=ttyS0 quiet panic=1 oops=panic softlockup_panic=1"
 ((interactive)) && cmdline+=" apus.nested.interactive=1"
 [[ -n $append ]] && cmdline+=" $append"
 qemu=("$QEMU" -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" -nographic -no-reboot -nic none
