@@ -4,13 +4,13 @@
 # KVM and inside the nested test host (busybox).
 #
 # Environment: APUS (./apus), KERNEL (./vmlinuz), INITRD (./initrd.cpio.gz), WORK (./e2e-work),
-#              APUS_E2E_TIMEOUT (seconds per boot, 900).
+#              APUS_E2E_TIMEOUT (seconds per boot, 300).
 # Output: one "E2E-RESULT <name> PASS|FAIL <details>" line per check; exit status 0.
 APUS=${APUS:-./apus}
 KERNEL=${KERNEL:-./vmlinuz}
 INITRD=${INITRD:-./initrd.cpio.gz}
 WORK=${WORK:-./e2e-work}
-LIMIT=${APUS_E2E_TIMEOUT:-900}
+LIMIT=${APUS_E2E_TIMEOUT:-300}
 BASE="console=ttyS0 panic=-1 quiet loglevel=4"
 mkdir -p "$WORK"
 
