@@ -123,8 +123,11 @@ public final class FileBlockBackend: BlockBackend {
         var done: UInt64 = 0
         while done < length {
             let n = Int(min(UInt64(chunk.count), length - done))
-            var vector = iovec(iov_base: chunk.baseAddress, iov_len: n)
-            try write(at: offset + done, from: UnsafeMutableBufferPointer(start: &vector, count: 1))
+            // One vector, in storage that outlives the call (a pointer to a local var would not).
+            let vector = UnsafeMutableBufferPointer<iovec>.allocate(capacity: 1)
+            defer { vector.deallocate() }
+            vector[0] = iovec(iov_base: chunk.baseAddress, iov_len: n)
+            try write(at: offset + done, from: vector)
             done += UInt64(n)
         }
     }
