@@ -2,6 +2,11 @@
 /// IOAPIC for kernels booted without ACPI (`--acpi off`). Kernels built without
 /// `CONFIG_X86_MPPARSE` ignore it and run on one CPU.
 public enum MPTable {
+    /// The configuration table header is 44 bytes (MP spec 1.4, table 4-2); the entry count
+    /// sits at offset 34, after the OEM table pointer (28) and its size (32).
+    static let headerLength = 44
+    static let entryCountOffset = 34
+
     /// The floating pointer then the configuration table, laid out from `base` (16-byte aligned,
     /// inside 0xF0000–0xFFFFF where Linux scans).
     public static func build(base: UInt64, cpus: Int, ioapicAddress: UInt32, lapicAddress: UInt32) -> [UInt8] {
@@ -13,10 +18,12 @@ public enum MPTable {
         t.append(0)                            // checksum, below
         t.append(ascii: "APUS", width: 8)
         t.append(ascii: "APUSVMM", width: 12)
-        t.append(le: UInt32(0))                // OEM table pointer
+        t.append(le: UInt32(0))                // OEM table pointer (none)
+        t.append(le: UInt16(0))                // OEM table size
         t.append(le: UInt16(0))                // entry count, below
         t.append(le: lapicAddress)
         t.append(le: UInt16(0)); t.append(0); t.append(0)  // extended length, checksum, reserved
+        assert(t.count == headerLength)
         var entries = 0
         let ioapicID = UInt8(cpus)
         for id in 0..<cpus {                    // processor: APIC ID, version, enabled (+ BSP)
@@ -34,7 +41,7 @@ public enum MPTable {
         t.append([4, 3]); t.append(le: UInt16(0)); t.append([0, 0, 0xFF, 0]); entries += 1  // ExtINT → LINT0
         t.append([4, 1]); t.append(le: UInt16(0)); t.append([0, 0, 0xFF, 1]); entries += 1  // NMI → LINT1
         t.set(UInt16(t.count), at: 4)
-        t.set(UInt16(entries), at: 34)
+        t.set(UInt16(entries), at: entryCountOffset)
         t.set(checksumByte(t.bytes), at: 7)
 
         var f = ByteWriter()

@@ -177,17 +177,3 @@ func fakeBzImage(version: UInt16 = 0x020F, xloadflags: UInt16 = 1, loadflags: UI
         #expect(Int(dev[2]) == dev.count - 2)
     }
 }
-
-@Suite struct MPTableTests {
-    @Test func bothPartsChecksumToZeroAndLink() {
-        let mp = MPTable.build(base: 0xF0000, cpus: 2, ioapicAddress: 0xFEC0_0000, lapicAddress: 0xFEE0_0000)
-        let w = ByteWriter(bytes: mp)
-        #expect(Array(mp.prefix(4)) == Array("_MP_".utf8))
-        #expect(mp.prefix(16).reduce(UInt8(0), &+) == 0)
-        #expect(w.get(UInt32.self, at: 4) == 0xF0010)
-        let length = Int(w.get(UInt16.self, at: 16 + 4))
-        #expect(16 + length == mp.count)
-        #expect(mp[16...].reduce(UInt8(0), &+) == 0)
-        #expect(w.get(UInt16.self, at: 16 + 34) == 2 + 1 + 1 + 16 + 2)
-    }
-}
