@@ -70,13 +70,13 @@ public final class Machine: @unchecked Sendable {
         self.vcpus = vcpus
         ioLoop = try IOEventLoop(name: "apus-io")
 
-        // COM1 raises IRQ 4 as an edge: line up, line down.
+        // COM1's interrupt output drives IRQ 4 as a level: the in-kernel PIC and IOAPIC see an
+        // edge exactly when the UART's modelled line rises (ISA IRQs are edge-triggered).
         let vm = self.vm
         let output = config.consoleOutput
         let timer = bootTimer
-        serial = Serial8250(output: { byte in timer.noteConsoleByte(); output(byte) }, interrupt: {
-            try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: true)
-            try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: false)
+        serial = Serial8250(output: { byte in timer.noteConsoleByte(); output(byte) }, setLine: { high in
+            try? vm.setIRQLine(gsi: MemoryMap.Port.com1IRQ, high: high)
         })
         try registerPIO(serial, port: MemoryMap.Port.com1, length: 8)
         let control = self.control

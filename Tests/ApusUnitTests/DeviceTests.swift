@@ -16,15 +16,19 @@ extension BusDevice {
 }
 
 @Suite struct Serial8250Tests {
+    /// Records the UART's interrupt line: every level it was driven to, in order.
     final class Sink: Sendable {
         let bytes = Mutex<[UInt8]>([])
-        let interrupts = Atomic<Int>(0)
+        let levels = Mutex<[Bool]>([])
+        /// Rising edges delivered so far.
+        var rises: Int { levels.withLock { $0.filter { $0 }.count } }
+        var level: Bool { levels.withLock { $0.last ?? false } }
     }
 
     func makeSerial() -> (Serial8250, Sink) {
         let sink = Sink()
         let serial = Serial8250(output: { b in sink.bytes.withLock { $0.append(b) } },
-                                interrupt: { sink.interrupts.add(1, ordering: .relaxed) })
+                                setLine: { high in sink.levels.withLock { $0.append(high) } })
         return (serial, sink)
     }
 
@@ -50,21 +54,23 @@ extension BusDevice {
     @Test func enablingTHREInterruptRaisesItAtOnce() {
         let (serial, sink) = makeSerial()
         serial.writeByte(1, 0x02)                       // IER: THR empty
-        #expect(sink.interrupts.load(ordering: .relaxed) == 1)
+        #expect(sink.rises == 1 && sink.level)
         #expect(serial.readByte(2) & 0x0F == 0x02)      // IIR: THR empty
-        #expect(serial.readByte(2) & 0x0F == 0x01)      // reading IIR acknowledged it
+        #expect(!sink.level)                            // reading IIR acknowledged it: line low
+        #expect(serial.readByte(2) & 0x0F == 0x01)
     }
 
     @Test func receivedDataIsReadableAndInterrupts() {
         let (serial, sink) = makeSerial()
         serial.writeByte(1, 0x01)                       // IER: received data
         #expect(serial.receive(Array("ab".utf8)) == 2)
-        #expect(sink.interrupts.load(ordering: .relaxed) == 1)
+        #expect(sink.rises == 1 && sink.level)
         #expect(serial.readByte(5) & 0x01 == 0x01)      // LSR: data ready
         #expect(serial.readByte(2) & 0x0F == 0x04)      // IIR: received data
         #expect(serial.readByte(0) == UInt8(ascii: "a"))
         #expect(serial.readByte(0) == UInt8(ascii: "b"))
         #expect(serial.readByte(5) & 0x01 == 0)
+        #expect(!sink.level)                            // FIFO drained: the line falls
     }
 
     @Test func receiveFIFOIsBounded() {
