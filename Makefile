@@ -2,10 +2,16 @@
 #
 #   make            build apus (debug) and the bare-metal guests
 #   make test       everything CI runs: unit + KVM integration tests, CLI error tests, Linux e2e,
-#                   benchmark smoke tests
+#                   the nested harness's self-test, benchmark smoke tests
 #   make run        boot the demo Linux guest (directly, or in the nested test host here)
 #   make unit       unit + KVM integration tests only (swift test)
-#   make e2e        Linux end-to-end scenarios only
+#   make e2e        Linux end-to-end scenarios only, in groups (E2E_GROUPS='a b' for a subset)
+#   make harness-selftest  the nested host killed on purpose mid-group costs one rerun, no failure
+#   make nested-soak  boot the level-2 guest SOAK_BOOTS times in fresh nested hosts and count
+#                   how the nested host fails, by kind (APUS_NESTED_* to try other configurations)
+#
+#   KERNEL_PACKAGE=linux-image-rt-amd64 (any Debian kernel package) with run, e2e, guest-linux and
+#   the benchmarks builds and boots that kernel with its own modules.
 #   make bench-smoke  apus bench boot and blk, one short run each (part of make test)
 #   make guests     bare-metal test guests → guest/build/bare
 #   make guest-linux  Debian cloud kernel + busybox initramfs → guest/build/linux
@@ -23,11 +29,13 @@ endif
 SWIFT ?= swift
 APUS_DEBUG := .build/debug/apus
 APUS_RELEASE := .build/release/apus
-LINUX_ASSETS := guest/build/linux
 
+# mk/linux.mk has rules of its own: keep `make` alone building what the header says.
+.DEFAULT_GOAL := all
 include mk/linux.mk
 
-.PHONY: all deps build release guests guest bench-tools unit cli-tests e2e test run bench bench-boot bench-blk bench-smoke clean
+.PHONY: all deps build release guests guest bench-tools unit cli-tests e2e harness-selftest nested-soak \
+	test run bench bench-boot bench-blk bench-smoke clean
 
 # `make guest`: the Linux guest assets (alias of guest-linux from mk/linux.mk).
 guest: guest-linux
@@ -57,31 +65,41 @@ unit: guests
 	$(SWIFT) test
 
 cli-tests: release guests bench-tools guest-linux
-	tests/cli-errors.sh $(APUS_RELEASE) $(LINUX_ASSETS)/vmlinuz $(LINUX_ASSETS)/initrd.cpio.gz
+	tests/cli-errors.sh $(APUS_RELEASE) $(LINUX_OUT)/vmlinuz $(LINUX_OUT)/initrd.cpio.gz
 	tests/malloc-per-exit.sh $(APUS_RELEASE) guest/build/bench/malloc-count.so guest/build/bare/bench-exits.bin
 
-e2e: release guest-linux
-	guest/e2e/run-e2e.sh
+E2E_ENV = LINUX_ASSETS=$(LINUX_OUT) SECOND_LINUX_ASSETS=$(SECOND_LINUX_OUT)
+e2e: release guest-linux guest-linux-second
+	$(E2E_ENV) APUS_E2E_GROUPS='$(E2E_GROUPS)' guest/e2e/run-e2e.sh
+
+# The harness itself: a nested host frozen (a lockup) and one killed (a reset) in the middle of a
+# group each cost that group one rerun, and the run still passes.
+harness-selftest: release guest-linux
+	LINUX_ASSETS=$(LINUX_OUT) tests/nested-harness-selftest.sh
+
+SOAK_BOOTS ?= 20
+nested-soak: release guest-linux guest-linux-fio
+	LINUX_ASSETS=$(LINUX_OUT) scripts/nested-soak.sh $(SOAK_BOOTS)
 
 # One short run of each Linux benchmark: they must keep working (no thresholds on the figures).
 bench-smoke: release guest-linux guest-linux-fio
-	tests/bench-linux-smoke.sh
+	LINUX_ASSETS=$(LINUX_OUT) tests/bench-linux-smoke.sh
 
-test: unit cli-tests e2e bench-smoke
+test: unit cli-tests e2e harness-selftest bench-smoke
 
 run: release guest-linux
-	scripts/run-demo.sh
+	LINUX_ASSETS=$(LINUX_OUT) scripts/run-demo.sh
 
 bench: release guests bench-tools
 	$(APUS_RELEASE) bench exits
 
 # BENCH_ARGS: extra `apus bench boot|blk` options, e.g. make bench-blk BENCH_ARGS='--runs 5 --json'.
 bench-boot: release guest-linux
-	scripts/bench-linux.sh boot $(BENCH_ARGS)
+	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh boot $(BENCH_ARGS)
 
 bench-blk: release guest-linux guest-linux-fio
-	scripts/bench-linux.sh blk $(BENCH_ARGS)
+	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh blk $(BENCH_ARGS)
 
 clean:
 	rm -rf .build guest/build/bare guest/build/bench guest/build/e2e guest/build/demo \
-		guest/build/bench-linux guest/build/bench-smoke
+		guest/build/bench-linux guest/build/bench-smoke guest/build/harness-selftest guest/build/soak

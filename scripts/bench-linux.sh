@@ -4,14 +4,15 @@
 #   hardware  /dev/kvm has VMX/SVM behind it: the release apus runs the benchmark directly
 #   nested    otherwise (kvm_pvm): inside the nested test host, with apus, QEMU (Debian's
 #             qemu-system-x86, with its shared libraries and firmware) and the guest as payload
+# scripts/linux-host.sh decides which and reruns the benchmark once if the nested host dies.
 # The report (table, or --json/--csv output) goes to stdout; progress and the nested host's
 # console to stderr. Exits with apus bench's status.
 #
 #   scripts/bench-linux.sh boot
 #   scripts/bench-linux.sh blk --runs 3 --json > blk.json
 #
-# Environment: APUS_BENCH_MODE=hardware|nested overrides the detection; APUS_NESTED_* as for
-# guest/nested/run.sh (the default nested timeout here is 3600 s).
+# Environment: LINUX_ASSETS (guest/build/linux), APUS_BENCH_TIMEOUT (3600 s),
+# APUS_LINUX_HOST=hardware|nested (overrides the detection), APUS_NESTED_* (guest/nested/run.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -24,17 +25,9 @@ case $kind in
     *) log "usage: $0 boot|blk [apus bench options...]"; exit 64 ;;
 esac
 APUS=.build/release/apus
-LINUX=guest/build/linux
+LINUX=${LINUX_ASSETS:-guest/build/linux}
 initrd=$LINUX/initrd.cpio.gz
 [[ $kind == blk ]] && initrd=$LINUX/initrd-fio.cpio.gz
-mode=${APUS_BENCH_MODE:-$(guest/nested/detect.sh 2>/dev/null)}
-
-if [[ $mode == hardware ]]; then
-    log "/dev/kvm is hardware-backed: running apus bench $kind directly"
-    exec "$APUS" bench "$kind" --kernel "$LINUX/vmlinuz" --initrd "$initrd" "$@"
-fi
-
-log "/dev/kvm here cannot boot Linux (no VMX/SVM): running apus bench $kind inside the nested test host"
 payload=guest/build/bench-linux
 rm -rf "$payload"
 mkdir -p "$payload/qemu/share"
@@ -54,33 +47,29 @@ done
 {
     echo '#!/bin/sh'
     echo '# Written by scripts/bench-linux.sh: the benchmark, its report between two marker lines.'
-    echo '# Kernel messages on the console could land inside the report: keep only emergencies.'
-    echo 'dmesg -n 1'
+    printf 'if [ "${1-}" = --list ]; then echo "bench-%s %s"; exit 0; fi\n' "$kind" "${APUS_BENCH_TIMEOUT:-3600}"
+    echo 'cd "$(dirname "$0")"'
+    echo '# Kernel messages on the nested host'"'"'s console could land inside the report: keep only emergencies.'
+    echo '[ "${APUS_NESTED:-0}" = 1 ] && dmesg -n 1'
+    echo 'logs=$(mktemp -d /tmp/apus-bench.XXXXXX)'
     printf './apus bench %s --kernel vmlinuz --initrd initrd.cpio.gz' "$kind"
-    printf ' --qemu ./qemu/qemu-system-x86_64 --qemu-firmware ./qemu/share --log-dir /tmp/apus-bench'
+    printf ' --qemu ./qemu/qemu-system-x86_64 --qemu-firmware ./qemu/share --log-dir "$logs"'
     (($# == 0)) || printf ' %q' "$@"
-    echo ' > /tmp/report'
+    echo ' > "$logs/report"'
     echo 'status=$?'
-    echo 'echo "BENCH-REPORT-BEGIN"; cat /tmp/report; echo "BENCH-REPORT-END"'
-    echo '[ $status -eq 0 ] || for f in /tmp/apus-bench/*.log; do echo "== $f"; tail -n 20 "$f"; done'
+    echo 'echo "BENCH-REPORT-BEGIN"; cat "$logs/report"; echo "BENCH-REPORT-END"'
+    echo '[ $status -eq 0 ] || for f in "$logs"/*.log; do echo "== $f"; tail -n 20 "$f"; done'
     echo 'exit $status'
 } >"$payload/run.sh"
 chmod +x "$payload/run.sh"
 
-console=guest/build/nested/bench-$kind.console
-# QEMU 7.2's TCG emulation of nested SVM occasionally kills the nested host itself: a reset
-# without a panic message, or a soft lockup that run.sh turns into a panic. Either way run.sh
-# reports status 125 (no NESTED-EXIT line); seen twice in about a hundred level-2 boots. That is
-# the test host failing, not a VMM under test: start it once more, and say so. Any other
-# failure, or a second death, is the benchmark's result.
-for attempt in 1 2; do
-    status=0
-    APUS_NESTED_TIMEOUT=${APUS_NESTED_TIMEOUT:-3600} \
-        guest/nested/run.sh "$payload" --log "guest/build/nested/bench-$kind.log" 2>&1 | tee "$console" >&2 ||
-        status=$?
-    ((status == 125 && attempt == 1)) || break
-    cp "guest/build/nested/bench-$kind.log" "guest/build/nested/bench-$kind.died.log"
-    log "NOTE: the nested test host died without finishing (status 125; its console: guest/build/nested/bench-$kind.died.log); starting it once more"
-done
+out=guest/build/bench-linux-out
+status=0
+scripts/linux-host.sh run --follow --payload "$payload" --out "$out" || status=$?
+console=$out/bench-$kind.log
 tr -d '\r' <"$console" | sed -n '/^BENCH-REPORT-BEGIN$/,/^BENCH-REPORT-END$/{/^BENCH-REPORT-/d;p}'
-exit "$status"
+end=$(cut -f3 "$out/groups.tsv")
+case $end in
+    "exit "*) exit "${end#exit }" ;;
+    *) log "error: the nested test host failed twice ($(cut -f4 "$out/groups.tsv") then ${end#died }); consoles in $out"; exit 125 ;;
+esac

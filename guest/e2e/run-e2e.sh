@@ -1,64 +1,79 @@
 #!/usr/bin/env bash
-# make e2e: boots Linux under apus and runs guest/e2e/scenarios.sh, directly where /dev/kvm is
-# hardware-backed and inside the nested test host (QEMU TCG with SVM) where it is not.
-# Prints every check and a final "N passed, N failed" line; fails if any check failed.
+# make e2e: the Linux end-to-end scenarios (guest/e2e/scenarios.sh), group by group, through
+# scripts/linux-host.sh: directly where /dev/kvm is hardware-backed, one nested test host boot per
+# group where it is not. Prints every check, the groups that were rerun and why, and a final
+# "e2e: N passed, N failed" line; fails if any check failed.
 #
-# Environment: APUS_E2E_KERNEL / APUS_E2E_INITRD to test another kernel or initramfs;
-#              APUS_E2E_MODE=hardware|nested to override the detection.
+# Environment: LINUX_ASSETS (the main kernel's guest, guest/build/linux by default: what
+#              KERNEL_PACKAGE built), SECOND_LINUX_ASSETS (a second flavour's guest, for the
+#              groups named NAME@FLAVOUR; empty: none), APUS_E2E_GROUPS (space-separated subset),
+#              APUS_E2E_OUT (guest/build/e2e), APUS_LINUX_HOST=hardware|nested (overrides the
+#              detection), APUS_NESTED_FAULT (see scripts/linux-host.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
-LINUX=guest/build/linux
-KERNEL=${APUS_E2E_KERNEL:-$LINUX/vmlinuz}
-INITRD=${APUS_E2E_INITRD:-$LINUX/initrd.cpio.gz}
+LINUX=${LINUX_ASSETS:-guest/build/linux}
+SECOND=${SECOND_LINUX_ASSETS-}
 APUS_BIN=${APUS_BIN:-.build/release/apus}
-OUT=guest/build/e2e
-mode=${APUS_E2E_MODE:-$(guest/nested/detect.sh 2>/dev/null)}
+OUT=${APUS_E2E_OUT:-guest/build/e2e}
 rm -rf "$OUT"; mkdir -p "$OUT"
 
-echo "e2e: /dev/kvm here is $([ "$mode" = hardware ] && echo 'hardware-backed: running the scenarios directly' \
-    || echo 'not hardware-backed (no VMX/SVM): running the scenarios inside the nested test host')" >&2
+mode=$(scripts/linux-host.sh mode 2>/dev/null)
+echo "e2e: /dev/kvm here is $([ "$mode" = hardware ] && echo 'hardware-backed: running the groups directly' \
+    || echo 'not hardware-backed (no VMX/SVM): each group runs in its own nested test host boot')" >&2
 
-if [ "$mode" = hardware ]; then
-    APUS=$APUS_BIN KERNEL=$KERNEL INITRD=$INITRD WORK=$OUT/work guest/e2e/scenarios.sh > "$OUT/console.log"
-    grep -a '^E2E-RESULT' "$OUT/console.log" > "$OUT/results.log" || true
-    cat "$OUT/console.log"
-else
-    payload=$OUT/payload
-    mkdir -p "$payload"
-    cp "$APUS_BIN" "$payload/apus"
-    cp "$KERNEL" "$payload/vmlinuz"
-    cp "$INITRD" "$payload/initrd.cpio.gz"
-    cp guest/e2e/scenarios.sh "$payload/run.sh"
-    # A nested host that dies (status 125: QEMU TCG's nested SVM reset it or it panicked on a
-    # soft lockup) or goes silent past its timeout (124: a level-1 hard lockup, both CPUs spinning
-    # with interrupts off, seen once in CI) is the test host failing: boot it once more and say
-    # so. A second failure fails. The timeout (900 s; the scenarios take about 4 minutes) leaves
-    # room for one boot to hit its own limit (APUS_E2E_TIMEOUT, 300 s) and be reported as a FAIL
-    # by the scenarios, which is how a hung apus shows up.
-    for attempt in 1 2; do
-        status=0
-        guest/nested/run.sh "$payload" --timeout "${APUS_E2E_NESTED_TIMEOUT:-900}" --log "$OUT/nested.log" \
-            > "$OUT/console.log" || status=$?
-        if { [ "$status" -ne 125 ] && [ "$status" -ne 124 ]; } || [ "$attempt" -eq 2 ]; then break; fi
-        cp "$OUT/console.log" "$OUT/console.died.log"
-        echo "E2E-NOTE the nested test host failed (status $status: 125 died, 124 went silent; console in $OUT/console.died.log); booting it once more"
+# The payload: apus, the scenarios and the kernels, packaged once for every group.
+payload=$OUT/payload
+add_kernel() { # add_kernel NAME ASSETS-DIR
+    local dir=$payload/kernels/$1
+    mkdir -p "$dir"
+    for f in vmlinuz initrd.cpio.gz kernel-config kernel-package; do
+        [[ -s $2/$f ]] || { echo "e2e: error: $2/$f is missing (make guest-linux KERNEL_PACKAGE=...)" >&2; exit 1; }
+        cp "$2/$f" "$dir/"
     done
-    grep -a '^E2E-RESULT' "$OUT/console.log" | tr -d '\r' > "$OUT/results.log" || true
-    grep -a '^E2E-NOTE' "$OUT/console.log" | tr -d '\r' || true
-    cat "$OUT/results.log"
-    if [ "$status" -ne 0 ]; then
-        echo "e2e: the nested host ended with status $status; its console (last 40 lines):" >&2
-        tail -n 40 "$OUT/console.log" >&2
-        echo "E2E-RESULT nested-host FAIL status $status" >> "$OUT/results.log"
-    fi
-fi
+}
+mkdir -p "$payload"
+cp "$APUS_BIN" "$payload/apus"
+cp guest/e2e/scenarios.sh "$payload/run.sh"
+add_kernel main "$LINUX"
+[[ -z $SECOND || $(cat "$SECOND/kernel-package") == $(cat "$LINUX/kernel-package") ]] || add_kernel second "$SECOND"
+echo "e2e: kernels: $(cat "$payload"/kernels/*/kernel-package | tr '\n' ' ')" >&2
 
+read -ra groups <<<"${APUS_E2E_GROUPS:-}"
+status=0
+scripts/linux-host.sh run --payload "$payload" --out "$OUT/groups" ${groups[@]+"${groups[@]}"} || status=$?
+
+# Results: each group's last attempt; a group without any result failed as a whole.
+: >"$OUT/results.log"
+reruns=()
+while IFS=$'\t' read -r group tries end why; do
+    log=$OUT/groups/$group.log
+    found=$(tr -d '\r' <"$log" | grep -a '^E2E-RESULT ' || true)
+    [[ -z $found ]] || printf '%s\n' "$found" >>"$OUT/results.log"
+    case $end in
+        "exit 0") [[ -n $found ]] || echo "E2E-RESULT $group FAIL the group reported nothing (console: $log)" >>"$OUT/results.log" ;;
+        died*) echo "E2E-RESULT $group FAIL the nested test host failed twice (${why:+$why, then }${end#died }; consoles: $OUT/groups/$group.died-1.log, $log)" >>"$OUT/results.log" ;;
+        *) echo "E2E-RESULT $group FAIL the group ended with status ${end#exit } (console: $log)" >>"$OUT/results.log" ;;
+    esac
+    [[ -z $why ]] || reruns+=("$group ($why)")
+    if [[ $end != "exit 0" ]] || grep -q ' FAIL ' <<<"$found"; then
+        echo "---- console of group $group (last 60 lines)"
+        tail -n 60 "$log" | tr -d '\r'
+    fi
+done <"$OUT/groups/groups.tsv"
+cat "$OUT/results.log"
+
+ngroups=$(wc -l <"$OUT/groups/groups.tsv")
 passed=$(grep -c ' PASS ' "$OUT/results.log" || true)
 failed=$(grep -c ' FAIL ' "$OUT/results.log" || true)
-if [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ]; then
-    echo "E2E-RESULT no-results FAIL no scenario reported" >> "$OUT/results.log"
+if ((passed + failed == 0)); then
+    echo "E2E-RESULT no-results FAIL no group reported anything" >>"$OUT/results.log"
     failed=1
 fi
+if ((${#reruns[@]})); then
+    echo "e2e: $ngroups groups, ${#reruns[@]} rerun because the nested test host failed: ${reruns[*]}"
+else
+    echo "e2e: $ngroups groups, none rerun"
+fi
 echo "e2e: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+((failed == 0 && status == 0))

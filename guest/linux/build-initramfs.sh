@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# build-initramfs.sh [--fio] [OUT_DIR] — build OUT_DIR/initrd.cpio.gz (default guest/build/linux),
-# the level-2 demo guest: static busybox, the virtio modules (insmod'ed in dependency order by
+# build-initramfs.sh [--fio] [OUT_DIR] — build OUT_DIR/initrd.cpio.gz, the level-2 demo guest, for
+# the kernel package KERNEL_PACKAGE names (default: the cloud kernel, in guest/build/linux; see
+# fetch-assets.sh): static busybox, that kernel's own modules (insmod'ed in dependency order by
 # /init), /init from guest/linux/init and the scenarios from guest/linux/scenarios/. Runs
 # fetch-assets.sh first (a no-op when the assets are there). Rebuilds only when an input changed.
 #   --fio   build OUT_DIR/initrd-fio.cpio.gz instead: the same guest plus the host's fio (Debian's
@@ -14,13 +15,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 with_fio=0
 if [[ ${1-} == --fio ]]; then with_fio=1; shift; fi
-OUT=${1:-$ROOT/guest/build/linux}
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
-
-# Loaded in this order (dependencies are pulled in first automatically).
-MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-    virtio_blk virtio_console virtio-rng failover net_failover virtio_net)
+OUT=${1:-$(linux_assets_dir "${KERNEL_PACKAGE:-$DEFAULT_KERNEL_PACKAGE}")}
+MODULES=("${GUEST_MODULES[@]}")
 
 "$HERE/fetch-assets.sh" "$OUT"
 OUT=$(cd "$OUT" && pwd)

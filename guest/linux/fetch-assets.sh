@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# fetch-assets.sh [OUT_DIR] — fetch the Debian cloud kernel and busybox-static by package name.
+# fetch-assets.sh [OUT_DIR] — fetch a Debian kernel and busybox-static by package name.
 #
-# Produces, in OUT_DIR (default guest/build/linux):
-#   vmlinuz            the bzImage of the package linux-image-cloud-amd64 depends on
+# KERNEL_PACKAGE (environment) names the kernel: a Debian metapackage such as
+# linux-image-cloud-amd64 (the default), linux-image-amd64 or linux-image-rt-amd64, or a versioned
+# package (linux-image-6.1.0-57-rt-amd64). Every flavour brings its own modules.
+#
+# Produces, in OUT_DIR (default: `linux_assets_dir` in lib.sh, guest/build/linux for the cloud
+# kernel, guest/build/linux-FLAVOUR for the others):
+#   vmlinuz            the bzImage of the kernel package
 #   kernel-version     its `uname -r` string (e.g. 6.1.0-56-cloud-amd64)
+#   kernel-config      its build configuration (boot/config-*), for scenarios that depend on it
+#   kernel-package     the package name it came from
 #   busybox            the static busybox binary
 #   modules/           the modules Apus needs (virtio family, irqbypass, kvm, kvm-amd, kvm-intel)
 #                      plus their dependencies, uncompressed, in lib/modules/VER/ layout, with a
@@ -17,14 +24,18 @@ log() { printf 'fetch-assets: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-OUT=${1:-$ROOT/guest/build/linux}
+# shellcheck source=lib.sh
+. "$ROOT/guest/linux/lib.sh"
+KERNEL_PACKAGE=${KERNEL_PACKAGE:-$DEFAULT_KERNEL_PACKAGE}
+[[ $KERNEL_PACKAGE =~ ^linux-image-[a-z0-9.+-]+$ ]] || die "KERNEL_PACKAGE=$KERNEL_PACKAGE is not a Debian kernel image package (linux-image-...)"
+OUT=${1:-$(linux_assets_dir "$KERNEL_PACKAGE")}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-# Modules wanted in some initramfs (names as modinfo/depmod spell them, '-' and '_' equivalent).
-WANTED_MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev
-    virtio_pci virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover
-    virtio_net irqbypass kvm kvm_amd kvm_intel)
+# Modules wanted in some initramfs (names as modinfo/depmod spell them, '-' and '_' equivalent):
+# the level-2 guest's (GUEST_MODULES in lib.sh) and the nested host's. A flavour that builds one
+# in, or lacks it, is fine: module-order.sh says so.
+WANTED_MODULES=("${GUEST_MODULES[@]}" irqbypass kvm kvm_amd kvm_intel)
 
 # --- package lists ----------------------------------------------------------------------------
 # A fresh machine may have no apt lists (or stale ones): update once when a look-up needs it.
@@ -36,7 +47,7 @@ apt_update_once() {
     log "apt-get update"
     apt-get update -q >&2 || log "apt-get update failed; trying with the lists we have"
 }
-compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt_update_once
+compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt_update_once
 
 # --- host tools -------------------------------------------------------------------------------
 need_pkgs=()
@@ -58,28 +69,34 @@ fi
 # --- fast path: nothing changed since the last run --------------------------------------------
 # apt-cache takes ~1 s a query; skip it when the package lists are older than our stamp.
 if [[ -f $OUT/assets.stamp && -s $OUT/vmlinuz && -s $OUT/kernel-version && -x $OUT/busybox &&
-      -d $OUT/modules && $(cat "$OUT/assets.stamp") == *" modules=${WANTED_MODULES[*]}" ]] &&
+      -d $OUT/modules && -s $OUT/kernel-config &&
+      $(cat "$OUT/assets.stamp") == "$KERNEL_PACKAGE->"*" modules=${WANTED_MODULES[*]}" ]] &&
    [[ -z $(find /var/lib/apt/lists -maxdepth 1 -newer "$OUT/assets.stamp" -print -quit 2>/dev/null) ]]; then
     log "up to date: $(cat "$OUT/kernel-version") in $OUT"
     exit 0
 fi
 
 # --- resolve package names and versions -------------------------------------------------------
+# A metapackage names the versioned package it depends on; a versioned package is itself.
 resolve_kernel_package() {
-    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+    if [[ $KERNEL_PACKAGE =~ ^linux-image-[0-9] ]]; then
+        apt-cache show "$KERNEL_PACKAGE" >/dev/null 2>&1 && echo "$KERNEL_PACKAGE"
+        return 0
+    fi
+    apt-cache depends "$KERNEL_PACKAGE" 2>/dev/null |
         sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
 }
 kpkg=$(resolve_kernel_package)
 [[ -n $kpkg ]] || { apt_update_once; kpkg=$(resolve_kernel_package); }
-[[ -n $kpkg ]] || die "cannot resolve the kernel package linux-image-cloud-amd64 depends on (apt-get update?)"
+[[ -n $kpkg ]] || die "cannot resolve a kernel image from KERNEL_PACKAGE=$KERNEL_PACKAGE (no such package? try: apt-cache search --names-only '^linux-image-')"
 kver_pkg=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
 bver_pkg=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
 [[ -n $kver_pkg && $kver_pkg != "(none)" ]] || die "no candidate version for $kpkg"
 [[ -n $bver_pkg && $bver_pkg != "(none)" ]] || die "no candidate version for busybox-static"
-stamp="$kpkg=$kver_pkg busybox-static=$bver_pkg modules=${WANTED_MODULES[*]}"
+stamp="$KERNEL_PACKAGE->$kpkg=$kver_pkg busybox-static=$bver_pkg modules=${WANTED_MODULES[*]}"
 
 if [[ -f $OUT/assets.stamp && $(cat "$OUT/assets.stamp") == "$stamp" &&
-      -s $OUT/vmlinuz && -s $OUT/kernel-version && -x $OUT/busybox && -d $OUT/modules ]]; then
+      -s $OUT/vmlinuz && -s $OUT/kernel-version && -s $OUT/kernel-config && -x $OUT/busybox && -d $OUT/modules ]]; then
     touch "$OUT/assets.stamp"
     log "up to date: $kpkg $kver_pkg ($(cat "$OUT/kernel-version")), busybox-static $bver_pkg"
     exit 0
@@ -170,6 +187,10 @@ rm -rf "$OUT/modules" && mv "$OUT/modules.new" "$OUT/modules"
 log "kept ${#picked[@]} modules under $OUT/modules/lib/modules/$kver"
 
 cp "$vmlinuz" "$OUT/vmlinuz.new" && mv "$OUT/vmlinuz.new" "$OUT/vmlinuz"
+config=$work/k/boot/config-$kver
+[[ -f $config ]] || die "no boot/config-$kver in $kdeb"
+cp "$config" "$OUT/kernel-config"
+printf '%s\n' "$KERNEL_PACKAGE" >"$OUT/kernel-package"
 printf '%s\n' "$kver" >"$OUT/kernel-version"
 printf '%s\n' "$stamp" >"$OUT/assets.stamp"
 log "done: $OUT/vmlinuz ($kver), $OUT/busybox, $OUT/modules"

@@ -1,6 +1,24 @@
 # Shared bash helpers for the initramfs builders (guest/linux/build-initramfs.sh,
 # guest/nested/build-host.sh). Source it; it expects `set -euo pipefail` and a `log` function.
 
+# The kernel the demo guest, the e2e scenarios and the nested test host use unless KERNEL_PACKAGE
+# names another Debian kernel package.
+DEFAULT_KERNEL_PACKAGE=linux-image-cloud-amd64
+
+# The level-2 guest's modules, loaded by /init in this order (dependencies are pulled in first
+# automatically): virtio over both transports, the devices, and the filesystem the disk
+# scenarios mount (ext4, which also mounts ext2; built in on most flavours).
+GUEST_MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+    virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover virtio_net ext4)
+
+# linux_assets_dir PACKAGE: where fetch-assets.sh puts a kernel package's guest assets:
+# guest/build/linux for the default kernel, guest/build/linux-FLAVOUR for linux-image-FLAVOUR.
+linux_assets_dir() {
+    local root; root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    if [[ $1 == "$DEFAULT_KERNEL_PACKAGE" ]]; then echo "$root/guest/build/linux"
+    else echo "$root/guest/build/linux-${1#linux-image-}"; fi
+}
+
 # rootfs_skeleton DIR BUSYBOX: a fresh busybox tree in DIR — directories, busybox with every
 # applet linked where `busybox --list-full` says, /dev/console and /dev/null nodes.
 rootfs_skeleton() {

@@ -29,7 +29,9 @@ PAYLOAD=$(cd "$PAYLOAD" && pwd)
 mkdir -p "$(dirname "$OUT")"
 OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
 
-"$LINUX/fetch-assets.sh" "$ASSETS"
+# The nested host always runs the default (cloud) kernel, whatever KERNEL_PACKAGE the level-2
+# guest uses.
+KERNEL_PACKAGE=$DEFAULT_KERNEL_PACKAGE "$LINUX/fetch-assets.sh" "$ASSETS"
 kver=$(cat "$ASSETS/kernel-version")
 
 # Shared libraries of the payload's ELF files (the loader included), as absolute host paths.

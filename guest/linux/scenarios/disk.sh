@@ -36,6 +36,15 @@ if [ -b /dev/vdb ]; then
 else
     fail ro-read "no /dev/vdb"
 fi
+# Sustained I/O (nested soak): write N MiB through the filesystem with fsync, read it back cold.
+if mib=$(arg apus.disk.stress_mib); then
+    if mount /dev/vda /mnt && dd if=/dev/zero of=/mnt/stress bs=1M count="$mib" conv=fsync 2>/dev/null &&
+            echo 3 >/proc/sys/vm/drop_caches && dd if=/mnt/stress of=/dev/null bs=1M 2>/dev/null && umount /mnt; then
+        pass stress "wrote and read back $mib MiB"
+    else
+        fail stress "writing or reading $mib MiB failed"
+    fi
+fi
 # virtio-rng, when apus was given --rng.
 if grep -q apus.expect.rng=1 /proc/cmdline; then
     bytes=$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
