@@ -39,7 +39,7 @@ let package = Package(
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
-            dependencies: ["Machine", "Devices", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Machine", "Devices", "KVM", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(

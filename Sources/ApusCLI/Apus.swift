@@ -9,9 +9,11 @@ public struct Apus: ParsableCommand {
         abstract: "A virtual machine monitor for Linux x86-64 on /dev/kvm.",
         discussion: """
         Examples:
-          apus run --bare guest/build/hello.bin
-          apus run --bare guest/build/pio-loop.bin --trace exits --stats
-          apus run --bare guest/build/smp.bin --cpus 2 --memory 64M
+          apus run --kernel vmlinuz --initrd initrd.img --cpus 2 --memory 1G --disk path=disk.img
+          apus run --bare guest/build/bare/hello.bin
+          apus run --bare guest/build/bare/pio-loop.bin --trace exits --stats
+          apus run --bare guest/build/bare/smp.bin --cpus 2 --memory 64M
+          apus bench exits
         """,
         subcommands: [RunCommand.self, BenchCommand.self],
         defaultSubcommand: nil)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import LinuxSupport
 import Devices
+import KVM
 import Machine
 
 /// `apus run`: build a machine and run a guest on it.
@@ -145,6 +146,10 @@ public struct RunCommand: ParsableCommand {
             throw CLIError("\(error)")
         }
 
+        // Warnings only now, so that a bad option or file still gets its one error line alone.
+        let backend = KVMBackend.detect()
+        if kernel != nil { warnAboutLinuxBoot(on: backend) }
+
         // The guest owns the terminal from here until it stops.
         let interactive = (console == .stdio || console == .virtio) && bare == nil
         let terminal = interactive ? RawTerminal(fd: 0) : nil
@@ -162,7 +167,23 @@ public struct RunCommand: ParsableCommand {
         terminal?.restore()
         if consoleFile > 2 { close(consoleFile) }
         report(reason, machine: machine, board: board)
+        if case .guestCrash = reason, kernel != nil, !backend.runsLinux {
+            fputsError("apus: the crash is most likely this host's /dev/kvm (\(backend.name)), which cannot run a stock Linux kernel: \(Self.linuxHint)")
+        }
         throw ExitCode(reason.exitStatus)
+    }
+
+    static let linuxHint = "run Linux where /dev/kvm has VMX/SVM, or inside the nested test host (`make run` in the Apus source tree does that)"
+
+    /// Says up front what the guest will meet: a /dev/kvm that cannot run Linux, or devices that
+    /// a kernel booted without ACPI cannot find.
+    private func warnAboutLinuxBoot(on backend: KVMBackend) {
+        if !backend.runsLinux {
+            fputsError("apus: warning: /dev/kvm here is \(backend.name), with no VMX/SVM behind it: a stock Linux kernel runs very slowly on it and then crashes; \(Self.linuxHint)")
+        }
+        if acpi == .off && (!disk.isEmpty || rng || console == .virtio) {
+            fputsError("apus: warning: with --acpi off, Linux finds virtio-mmio devices only through virtio_mmio.device= on its command line (apus adds it), which needs a kernel built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and the driver built in: no Debian kernel has that, so these devices will most likely stay invisible; keep ACPI on (the default)")
+        }
     }
 
     private func load(_ path: String, what: String) throws -> [UInt8] {
