@@ -36,6 +36,8 @@ OUT=$(cd "$OUT" && pwd)
 # the level-2 guest's (GUEST_MODULES in lib.sh) and the nested host's. A flavour that builds one
 # in, or lacks it, is fine: module-order.sh says so.
 WANTED_MODULES=("${GUEST_MODULES[@]}" irqbypass kvm kvm_amd kvm_intel)
+# Bumped when what this script extracts changes, so that old assets are redone (2: soft deps).
+FORMAT=format=2
 
 # --- package lists ----------------------------------------------------------------------------
 # A fresh machine may have no apt lists (or stale ones): update once when a look-up needs it.
@@ -70,7 +72,7 @@ fi
 # apt-cache takes ~1 s a query; skip it when the package lists are older than our stamp.
 if [[ -f $OUT/assets.stamp && -s $OUT/vmlinuz && -s $OUT/kernel-version && -x $OUT/busybox &&
       -d $OUT/modules && -s $OUT/kernel-config &&
-      $(cat "$OUT/assets.stamp") == "$KERNEL_PACKAGE->"*" modules=${WANTED_MODULES[*]}" ]] &&
+      $(cat "$OUT/assets.stamp") == "$KERNEL_PACKAGE->"*" modules=${WANTED_MODULES[*]} $FORMAT" ]] &&
    [[ -z $(find /var/lib/apt/lists -maxdepth 1 -newer "$OUT/assets.stamp" -print -quit 2>/dev/null) ]]; then
     log "up to date: $(cat "$OUT/kernel-version") in $OUT"
     exit 0
@@ -93,7 +95,7 @@ kver_pkg=$(apt-cache policy "$kpkg" | sed -n 's/^ *Candidate: //p')
 bver_pkg=$(apt-cache policy busybox-static | sed -n 's/^ *Candidate: //p')
 [[ -n $kver_pkg && $kver_pkg != "(none)" ]] || die "no candidate version for $kpkg"
 [[ -n $bver_pkg && $bver_pkg != "(none)" ]] || die "no candidate version for busybox-static"
-stamp="$KERNEL_PACKAGE->$kpkg=$kver_pkg busybox-static=$bver_pkg modules=${WANTED_MODULES[*]}"
+stamp="$KERNEL_PACKAGE->$kpkg=$kver_pkg busybox-static=$bver_pkg modules=${WANTED_MODULES[*]} $FORMAT"
 
 if [[ -f $OUT/assets.stamp && $(cat "$OUT/assets.stamp") == "$stamp" &&
       -s $OUT/vmlinuz && -s $OUT/kernel-version && -s $OUT/kernel-config && -x $OUT/busybox && -d $OUT/modules ]]; then
@@ -143,34 +145,21 @@ log "running depmod -b on the unpacked package"
 depmod -b "$work/k" "$kver"
 mdir=$work/k/lib/modules/$kver
 
-# Dependency closure of the wanted modules, from modules.dep (paths relative to $mdir).
-declare -A path_of=() picked=()
-while IFS= read -r line; do
-    rel=${line%%:*}; base=${rel##*/}; base=${base%%.ko*}; path_of[${base//-/_}]=$rel
-done <"$mdir/modules.dep"
-add_closure() {
-    local name=${1//-/_} rel deps d
-    [[ -n ${picked[$name]:-} ]] && return 0
-    rel=${path_of[$name]:-}
-    if [[ -z $rel ]]; then
-        if grep -Eq "/${name//_/[-_]}\.ko(\.[a-z]+)?\$" "$mdir/modules.builtin" 2>/dev/null; then
-            log "note: module $1 is built into the kernel"
-        else
-            log "note: module $1 is not in this kernel"
-        fi
-        return 0
-    fi
-    picked[$name]=$rel
-    deps=$(grep -m1 "^$rel:" "$mdir/modules.dep" | cut -d: -f2)
-    for d in $deps; do d=${d##*/}; add_closure "${d%%.ko*}"; done
-}
-for m in "${WANTED_MODULES[@]}"; do add_closure "$m"; done
+# The wanted modules and everything they need (hard and soft dependencies), as paths relative to
+# $mdir: the same walk the initramfs builders make later on the kept subset.
+picked=()
+while read -r name rel; do
+    case $rel in
+        builtin) log "note: module $name is built into the kernel" ;;
+        missing) log "note: module $name is not in this kernel" ;;
+        *) picked+=("$rel") ;;
+    esac
+done < <("$ROOT/guest/linux/module-order.sh" "$work/k" "$kver" "${WANTED_MODULES[@]}" 2>/dev/null)
 
 rm -rf "$OUT/modules.new"
 dst=$OUT/modules.new/lib/modules/$kver
 mkdir -p "$dst"
-for name in "${!picked[@]}"; do
-    rel=${picked[$name]}
+for rel in "${picked[@]}"; do
     mkdir -p "$dst/$(dirname "$rel")"
     case $rel in
         *.ko) cp "$mdir/$rel" "$dst/$rel" ;;
