@@ -78,7 +78,7 @@ harness-selftest: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) tests/nested-harness-selftest.sh
 
 SOAK_BOOTS ?= 20
-nested-soak: release guest-linux guest-linux-fio
+nested-soak: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) scripts/nested-soak.sh $(SOAK_BOOTS)
 
 # One short run of each Linux benchmark: they must keep working (no thresholds on the figures).
