@@ -25,7 +25,11 @@ public final class VirtioBlock: VirtioDevice {
     static let writebackOffset = 32
     public static let sectorSize: UInt64 = 512
     static let queueSize: UInt16 = 256
+    /// size_max and seg_max as advertised: a request carries at most `maxSegments` data
+    /// segments of at most `maxSegmentSize` bytes, so at most `maxRequestBytes` of data.
     static let maxSegmentSize: UInt32 = 1 << 20
+    static let maxSegments = UInt32(queueSize - 2)
+    static let maxRequestBytes = Int(maxSegments) * Int(maxSegmentSize)
     static let idLength = 20
 
     public let deviceType = VirtioDeviceID.block
@@ -35,8 +39,12 @@ public final class VirtioBlock: VirtioDevice {
     private let backend: any BlockBackend
     private let config: [UInt8]
     /// CONFIG_WCE's `writeback` byte: 1 = write-back (the driver flushes), 0 = write-through
-    /// (every write is made durable before it completes).
+    /// (every write is made durable before it completes). Set from the negotiated features at
+    /// activation (§5.2.5): a driver that negotiated neither FLUSH nor CONFIG_WCE never flushes,
+    /// so its device must be write-through.
     private let writeback = Atomic<UInt8>(1)
+    /// Whether the driver negotiated CONFIG_WCE (only then may it write `writeback`).
+    private let configurableCache = Atomic<Bool>(false)
     private let serial: [UInt8]
     private let log: @Sendable (String) -> Void
 
@@ -94,9 +102,10 @@ public final class VirtioBlock: VirtioDevice {
         readConfigBytes(c, offset: offset, into: buffer)
     }
 
-    /// Only `writeback` is writable (CONFIG_WCE); other writes are ignored.
+    /// Only `writeback` is writable, and only once the driver negotiated CONFIG_WCE; other
+    /// writes are ignored.
     public func writeConfig(offset: Int, bytes: UnsafeRawBufferPointer) {
-        guard offset == Self.writebackOffset, bytes.count == 1 else { return }
+        guard offset == Self.writebackOffset, bytes.count == 1, configurableCache.load(ordering: .relaxed) else { return }
         writeback.store(bytes[0] == 0 ? 0 : 1, ordering: .relaxed)
     }
 
@@ -105,6 +114,11 @@ public final class VirtioBlock: VirtioDevice {
 
     public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
         guard let queue = queues.first ?? nil else { throw QueueError.invalidSize(0, max: Self.queueSize) }
+        // With CONFIG_WCE the driver reads (and may change) the mode, write-back to start;
+        // without it the mode follows FLUSH: a driver that cannot flush gets write-through.
+        let wce = features & Self.featureConfigWCE != 0
+        configurableCache.store(wce, ordering: .relaxed)
+        writeback.store(wce || features & Self.featureFlush != 0 ? 1 : 0, ordering: .relaxed)
         active.withLock { $0 = Active(queue: queue, interrupt: interrupt) }
     }
 
@@ -112,6 +126,7 @@ public final class VirtioBlock: VirtioDevice {
         // Taking the lock waits for a queue run in progress: after reset returns, the device
         // no longer touches guest memory.
         active.withLock { $0 = nil }
+        configurableCache.store(false, ordering: .relaxed)
         writeback.store(1, ordering: .relaxed)
     }
 
@@ -149,6 +164,12 @@ public final class VirtioBlock: VirtioDevice {
         for i in 0..<8 { sector |= UInt64(header[8 + i]) << (8 * UInt64(i)) }
         let dataIn = outBytes - 1      // writable bytes before the status byte
         let dataOut = inBytes - 16     // readable bytes after the header
+        // Descriptors may overlap, so a small RAM can describe terabytes: hold the driver to
+        // the size_max × seg_max the device advertised (which also keeps used.len in range).
+        guard max(dataIn, dataOut) <= Self.maxRequestBytes else {
+            writeStatus(Self.statusIOError, into: writable, at: outBytes - 1, memory: memory)
+            return 1
+        }
 
         var status = Self.statusOK
         var written = 0
@@ -188,7 +209,7 @@ public final class VirtioBlock: VirtioDevice {
             status = Self.statusUnsupported
         }
         writeStatus(status, into: writable, at: outBytes - 1, memory: memory)
-        return UInt32(written + 1)
+        return UInt32(clamping: written + 1)
     }
 
     /// DISCARD / WRITE_ZEROES: the data is an array of 16-byte segments
@@ -204,6 +225,8 @@ public final class VirtioBlock: VirtioDevice {
             for b in 0..<4 { flags |= UInt32(segments[i * 16 + 12 + b]) << (8 * UInt32(b)) }
             // Unknown flags, or unmap on DISCARD, are UNSUPP (§5.2.6.2).
             guard flags & ~1 == 0, type == Self.typeWriteZeroes || flags == 0 else { return Self.statusUnsupported }
+            // An empty range is a no-op that succeeds (fallocate would refuse a zero length).
+            if sectors == 0 { continue }
             guard sectors <= Self.maxRangeSectors, inRange(sector, Int(sectors) * Int(Self.sectorSize)) else {
                 return Self.statusIOError
             }

@@ -100,6 +100,7 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
 }
 
 @Suite struct VirtioBlockTests {
+    static let flush: UInt64 = 1 << 9, configWCE: UInt64 = 1 << 11
     let memory = try! GuestMemory(ranges: [(GuestAddress(0), 0x10_0000)])
 
     /// Builds a request: header at 0x8000, data at 0x9000, status at 0xA000.
@@ -119,11 +120,11 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         try driver.makeAvailable(head)
     }
 
-    func makeDevice(_ disk: MemoryDisk) throws -> (VirtioBlock, DriverQueue, RecordingInterrupt) {
+    func makeDevice(_ disk: any BlockBackend, features: UInt64 = VirtioFeature.version1 | VirtioBlockTests.flush) throws -> (VirtioBlock, DriverQueue, RecordingInterrupt) {
         let device = VirtioBlock(name: "vda", backend: disk, serial: "apus-test")
         let driver = DriverQueue(memory: memory, size: 16)
         let interrupt = RecordingInterrupt()
-        try device.activate(features: VirtioFeature.version1, queues: [driver.deviceQueue()], interrupt: interrupt)
+        try device.activate(features: features, queues: [driver.deviceQueue()], interrupt: interrupt)
         return (device, driver, interrupt)
     }
 
@@ -256,7 +257,7 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
 
     @Test func writeThroughFlushesEveryWrite() throws {
         let disk = MemoryDisk(size: 8 * 512)
-        var (device, driver, _) = try makeDevice(disk)
+        var (device, driver, _) = try makeDevice(disk, features: VirtioFeature.version1 | Self.flush | Self.configWCE)
         var wb: UInt8 = 9
         withUnsafeMutableBytes(of: &wb) { device.readConfig(offset: 32, into: $0) }
         #expect(wb == 1)                                        // write-back by default

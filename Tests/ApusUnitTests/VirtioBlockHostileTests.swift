@@ -1,0 +1,87 @@
+import Devices
+import Glibc
+import GuestMemory
+import LinuxSupport
+import Testing
+import Virtio
+
+/// A disk that claims to be huge and moves no bytes: requests reach it only if the device
+/// let them through.
+final class HugeNullDisk: BlockBackend, @unchecked Sendable {
+    let size: UInt64 = 1 << 40
+    let isReadOnly = false
+    var calls = 0
+    func read(at offset: UInt64, into vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError) { calls += 1 }
+    func write(at offset: UInt64, from vectors: UnsafeMutableBufferPointer<iovec>) throws(SystemError) { calls += 1 }
+    func flush() throws(SystemError) {}
+    func discard(at offset: UInt64, length: UInt64) throws(SystemError) {}
+    func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(SystemError) {}
+}
+
+/// virtio-blk against a driver that breaks the rules or negotiates little (issue: hostile guest).
+@Suite struct VirtioBlockHostileTests {
+    /// Overlapping descriptors let a small RAM describe a huge read: 14 writable descriptors of
+    /// 512 MiB each over the same RAM is 7 GiB, whose length used to overflow used.len (a trap).
+    @Test func aReadLargerThanSizeMaxTimesSegMaxIsAnIOErrorNotACrash() throws {
+        let memory = try GuestMemory(ranges: [(GuestAddress(0), 512 << 20)])
+        let disk = HugeNullDisk()
+        let device = VirtioBlock(name: "vda", backend: disk, serial: "x")
+        var driver = DriverQueue(memory: memory, size: 16)
+        try device.activate(features: VirtioFeature.version1, queues: [driver.deviceQueue()], interrupt: RecordingInterrupt())
+        try memory.store(UInt32(0), at: GuestAddress(0x8000))      // IN
+        try memory.store(UInt64(0), at: GuestAddress(0x8008))      // sector 0
+        try driver.setDescriptor(0, addr: 0x8000, len: 16, flags: 1, next: 1)
+        for i in UInt16(1)...14 {
+            try driver.setDescriptor(i, addr: 0x10_0000, len: (512 << 20) - 0x10_0000, flags: 1 | 2, next: i + 1)
+        }
+        try driver.setDescriptor(15, addr: 0xA000, len: 1, flags: 2)
+        try driver.makeAvailable(0)
+        device.processQueue(0)
+        #expect(try memory.load(UInt8.self, at: GuestAddress(0xA000)) == VirtioBlock.statusIOError)
+        #expect(try driver.usedElement(0).len == 1)
+        #expect(disk.calls == 0)
+    }
+
+    @Test func aDriverWithNeitherFlushNorConfigWCEGetsWriteThrough() throws {
+        let t = VirtioBlockTests()
+        let disk = MemoryDisk(size: 8 * 512)
+        var (device, driver, _) = try t.makeDevice(disk, features: VirtioFeature.version1)
+        #expect(device.isWriteThrough)
+        var wb: UInt8 = 9
+        withUnsafeMutableBytes(of: &wb) { device.readConfig(offset: 32, into: $0) }
+        #expect(wb == 0)
+        withUnsafeBytes(of: UInt8(1)) { device.writeConfig(offset: 32, bytes: $0) }   // not negotiated: ignored
+        #expect(device.isWriteThrough)
+        try t.submit(&driver, type: 1, sector: 0, dataLength: 512, dataWritable: false)
+        device.processQueue(0)
+        #expect(try t.status() == VirtioBlock.statusOK && disk.flushes == 1)
+    }
+
+    @Test func flushWithoutConfigWCEIsWriteBackAndTheModeIsFixed() throws {
+        let t = VirtioBlockTests()
+        let (device, _, _) = try t.makeDevice(MemoryDisk(size: 8 * 512), features: VirtioFeature.version1 | VirtioBlockTests.flush)
+        #expect(!device.isWriteThrough)
+        withUnsafeBytes(of: UInt8(0)) { device.writeConfig(offset: 32, bytes: $0) }
+        #expect(!device.isWriteThrough)
+    }
+
+    /// §5.2.6: a DISCARD or WRITE_ZEROES segment of zero sectors asks for nothing, and gets OK
+    /// (fallocate itself refuses a zero length).
+    @Test func emptyDiscardAndWriteZeroesSegmentsSucceed() throws {
+        var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        let path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        defer { unlink(path); close(fd) }
+        #expect(ftruncate(fd, 16 * 512) == 0)
+        let t = VirtioBlockTests()
+        var (device, driver, _) = try t.makeDevice(try FileBlockBackend(path: path, readOnly: false))
+        for type: UInt32 in [11, 13] {
+            try t.memory.store(UInt64(3), at: GuestAddress(0x9000))
+            try t.memory.store(UInt32(0), at: GuestAddress(0x9008))
+            try t.memory.store(UInt32(0), at: GuestAddress(0x900C))
+            try t.submit(&driver, type: type, sector: 0, dataLength: 16, dataWritable: false)
+            device.processQueue(0)
+            #expect(try t.status() == VirtioBlock.statusOK, "type \(type)")
+        }
+    }
+}
