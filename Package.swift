@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "DeviceBus", swiftSettings: strict),
         .target(name: "Boot", swiftSettings: strict),
         .target(name: "Virtio", dependencies: ["GuestMemory", "DeviceBus"], swiftSettings: strict),
-        .target(name: "Devices", dependencies: ["DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["CKVM", "DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
             dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Virtio"],

@@ -107,6 +107,8 @@ public struct RunCommand: ParsableCommand {
         case (.some, .some): throw ValidationError("--kernel and --bare exclude each other")
         case (nil, .some) where initrd != nil: throw ValidationError("--initrd needs --kernel")
         case (nil, .some) where !disk.isEmpty || rng: throw ValidationError("--disk and --rng need --kernel")
+        case (nil, .some) where cpus > MemoryMap.bareMaxCPUs:
+            throw ValidationError("--cpus \(cpus): a bare-metal guest runs on at most \(MemoryMap.bareMaxCPUs) vCPUs")
         default: break
         }
         _ = try machineConfig()

@@ -78,6 +78,7 @@ public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
     case commandLineTooLong(length: Int, limit: Int)
     case memoryTooSmall(needed: UInt64, available: UInt64)
     case initrdTooLarge(size: Int)
+    case kernelOutOfRange(preferredAddress: UInt64, initSize: UInt32)
 
     public var description: String {
         switch self {
@@ -90,6 +91,8 @@ public enum BootError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .memoryTooSmall(needed, available):
             "guest memory is too small: the kernel and initrd need \(needed >> 20) MiB, --memory gives \(available >> 20) MiB"
         case let .initrdTooLarge(size): "the initrd (\(size >> 20) MiB) does not fit below the kernel's initrd limit"
+        case let .kernelOutOfRange(address, initSize):
+            "the kernel asks to run at 0x\(String(address, radix: 16)) with \(initSize >> 20) MiB of working space, outside guest RAM below 4 GiB (a corrupt or hostile header?)"
         }
     }
 }

@@ -24,10 +24,17 @@ public struct LinuxLayout: Sendable, Equatable {
         // init_size bytes there.
         let alignment = UInt64(max(image.kernelAlignment, 0x1000))
         let aligned = (kernelAddress + alignment - 1) / alignment * alignment
+        // Every header field is the file's word, not ours: pref_address may lie anywhere in
+        // 64 bits, so the sums are checked.
         let runAddress = max(aligned, image.preferredAddress)
         let loadedEnd = kernelAddress + UInt64(image.kernel.count)
-        kernelWorkEnd = max(runAddress + UInt64(image.initSize), loadedEnd)
+        let (runEnd, overflow) = runAddress.addingReportingOverflow(UInt64(image.initSize))
+        guard !overflow else { throw .kernelOutOfRange(preferredAddress: image.preferredAddress, initSize: image.initSize) }
+        kernelWorkEnd = max(runEnd, loadedEnd)
         guard kernelWorkEnd <= lowRAMEnd else {
+            if runAddress >= 1 << 32 {  // Apus's guest RAM for the kernel lies below 4 GiB
+                throw .kernelOutOfRange(preferredAddress: image.preferredAddress, initSize: image.initSize)
+            }
             throw .memoryTooSmall(needed: kernelWorkEnd + UInt64(initrdSize), available: lowRAMEnd)
         }
         self.initrdSize = UInt64(initrdSize)

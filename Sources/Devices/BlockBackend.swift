@@ -1,5 +1,7 @@
+import CKVM
 import Glibc
 import LinuxSupport
+import Synchronization
 
 /// Where a virtio-blk device's sectors live. Injected by the machine so the device model can be
 /// tested against any implementation.
@@ -22,7 +24,7 @@ public protocol BlockBackend: Sendable {
     func writeZeroes(at offset: UInt64, length: UInt64, unmap: Bool) throws(SystemError)
 }
 
-/// A raw disk image in a regular file.
+/// A raw disk image in a regular file or a block device.
 ///
 /// Writable images are locked exclusively (`flock`), so two VMMs cannot write the same disk; a
 /// read-only image is opened O_RDONLY and only share-locked.
@@ -31,8 +33,16 @@ public final class FileBlockBackend: BlockBackend {
     public let size: UInt64
     public let isReadOnly: Bool
     public let path: String
+    /// `fdatasync`, or a stand-in for tests.
+    private let sync: @Sendable (Int32) -> Int32
+    /// The first failed flush. After a writeback error the kernel may drop the dirty pages and
+    /// report success on the next fdatasync (PostgreSQL's "fsyncgate"): data acknowledged as
+    /// durable would be lost, so every later flush fails too.
+    private let flushError = Mutex<SystemError?>(nil)
 
-    public init(path: String, readOnly: Bool) throws(SystemError) {
+    public init(path: String, readOnly: Bool,
+                sync: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) }) throws(SystemError) {
+        self.sync = sync
         let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         if fd < 0 { throw .current("open disk \(path)") }
         if flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
@@ -46,8 +56,22 @@ public final class FileBlockBackend: BlockBackend {
             close(fd)
             throw SystemError("stat disk \(path)", errno: e)
         }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG:
+            size = UInt64(st.st_size)
+        case S_IFBLK:
+            var bytes: UInt64 = 0
+            guard apus_ioctl_ptr(fd, apus_blkgetsize64(), &bytes) == 0 else {
+                let e = errno
+                close(fd)
+                throw SystemError("BLKGETSIZE64 on disk \(path)", errno: e)
+            }
+            size = bytes
+        default:
+            close(fd)
+            throw SystemError("disk \(path) is not a regular file or a block device", errno: EINVAL)
+        }
         self.fd = fd
-        self.size = UInt64(st.st_size)
         self.isReadOnly = readOnly
         self.path = path
     }
@@ -98,7 +122,14 @@ public final class FileBlockBackend: BlockBackend {
     static let maxVectorsPerCall = 1024
 
     public func flush() throws(SystemError) {
-        if fdatasync(fd) != 0 { throw .current("fdatasync \(path)") }
+        try flushError.withLock { (stored: inout SystemError?) throws(SystemError) in
+            if let stored { throw stored }
+            if sync(fd) != 0 {
+                let error = SystemError.current("fdatasync \(path)")
+                stored = error
+                throw error
+            }
+        }
     }
 
     // fallocate(2) modes from <linux/falloc.h>.

@@ -14,6 +14,9 @@ extension Machine {
         guard !image.isEmpty, end <= MemoryMap.mmioHoleStart, memory.contains(GuestAddress(MemoryMap.bareImage), length: UInt64(image.count)) else {
             throw MachineError("the bare-metal image (\(image.count) bytes at 0x\(String(MemoryMap.bareImage, radix: 16))) does not fit in guest RAM; give --memory more")
         }
+        guard vcpus.count <= MemoryMap.bareMaxCPUs else {
+            throw MachineError("a bare-metal guest runs on at most \(MemoryMap.bareMaxCPUs) vCPUs (their stacks live below 0x\(String(MemoryMap.bareStackTop, radix: 16))), not \(vcpus.count)")
+        }
         try LongMode.writeTables(into: memory)
         try memory.write(image, to: GuestAddress(MemoryMap.bareImage))
         for vcpu in vcpus {

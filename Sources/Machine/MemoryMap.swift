@@ -24,6 +24,9 @@ public enum MemoryMap {
     public static let commandLineMax: UInt64 = 0x1_0000
     public static let bareStackTop: UInt64 = 0x8_0000
     public static let bareStackPerCPU: UInt64 = 0x2000
+    /// As many vCPUs as have a stack between the page tables and `bareStackTop`: more would
+    /// put a stack over the page tables (or below address 0).
+    public static let bareMaxCPUs = Int((bareStackTop - (pageDirectories + 0x4000)) / bareStackPerCPU)
     public static let bareImage: UInt64 = 0x10_0000
     /// Bytes identity-mapped by the boot page tables (all of the 32-bit space).
     public static let identityMapped: UInt64 = 4 << 30

@@ -76,6 +76,11 @@ extension Machine {
     public func installTestBoard(interrupts: TestBoard.InterruptDelivery = .irqfd) throws -> TestBoard {
         let board = try TestBoard()
         typealias T = MemoryMap.TestBoard
+        // The debug-exit port lets the guest choose apus's exit status: a test device, on the
+        // bare-metal board only (a Linux guest must not be able to fake a result).
+        let control = self.control
+        try registerPIO(DebugExitPort { code in control.requestStop(.debugExit(code)) },
+                        port: MemoryMap.Port.debugExit, length: 1)
         try registerPIO(board.probePIO, port: T.probePort, length: T.probePortLength)
         try registerMMIO(board.probeMMIO, address: T.probeMMIO, length: T.probeMMIOLength)
 

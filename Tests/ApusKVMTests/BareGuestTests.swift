@@ -14,6 +14,26 @@ import Testing
         #expect(stats[.pioWrite] == run.console.utf8.count + 1)   // one exit per byte, plus the exit port
     }
 
+    /// After `run` no thread is left to kick: a stop requested late (a signal as apus exits)
+    /// must never pthread_kill a joined thread.
+    @Test func aStoppedMachineKicksNoThread() throws {
+        guard let run = try KVMTestSupport.run("smp", cpus: 2) else { return }
+        #expect(run.machine.control.attachedThreads == 0)
+        run.machine.control.requestStop(.signal(SIGTERM))
+        #expect(run.machine.control.stopReason == run.reason)
+    }
+
+    /// The debug-exit port is a test device: a Linux board has nothing at 0x501.
+    @Test func onlyTheBareMetalBoardHasTheDebugExitPort() throws {
+        guard KVMTestSupport.kvmAvailable() else { return }
+        var config = MachineConfig()
+        config.memorySize = 64 << 20
+        let linuxBoard = try Machine(config: config)
+        #expect(!linuxBoard.pio.entries.contains { $0.base == UInt64(MemoryMap.Port.debugExit) })
+        _ = try linuxBoard.installTestBoard()
+        #expect(linuxBoard.pio.entries.contains { $0.base == UInt64(MemoryMap.Port.debugExit) })
+    }
+
     @Test func debugExitStatusReachesTheCaller() throws {
         guard let run = try KVMTestSupport.run("exit-status") else { return }
         #expect(run.reason == .debugExit(3))

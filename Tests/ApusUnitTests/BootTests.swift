@@ -62,6 +62,16 @@ func fakeBzImage(version: UInt16 = 0x020F, xloadflags: UInt16 = 1, loadflags: UI
         }
     }
 
+    /// Header fields are untrusted: a pref_address near 2^64 once overflowed `runAddress +
+    /// initSize` and trapped; any address outside RAM below 4 GiB is refused with its own error.
+    @Test(arguments: [UInt64.max, UInt64.max - 0x1000, 1 << 40, 1 << 32])
+    func refusesAPreferredAddressOutsideRAM(prefAddress: UInt64) throws {
+        let hostile = try BzImage(fakeBzImage(prefAddress: prefAddress))
+        #expect(throws: BootError.kernelOutOfRange(preferredAddress: prefAddress, initSize: 0x200_0000)) {
+            try LinuxLayout(image: hostile, initrdSize: 4096, commandLineLength: 0, lowRAMEnd: 512 << 20)
+        }
+    }
+
     @Test func refusesAnOverlongCommandLine() {
         #expect(throws: BootError.commandLineTooLong(length: 2048, limit: 2047)) {
             try LinuxLayout(image: image, initrdSize: 0, commandLineLength: 2048, lowRAMEnd: 512 << 20)

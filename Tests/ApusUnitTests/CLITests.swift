@@ -37,6 +37,8 @@ import Testing
         ["--bare", "g.bin", "--memory", "1M"],
         ["--bare", "g.bin", "--memory", "3M"],
         ["--bare", "g.bin", "--trace", "everything"],
+        ["--bare", "g.bin", "--cpus", "57"],          // stacks would overlap the page tables
+        ["--bare", "g.bin", "--cpus", "65"],          // ... or wrap below address 0
         [],
     ])
     func rejectsBadInput(_ args: [String]) {

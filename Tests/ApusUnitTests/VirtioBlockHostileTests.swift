@@ -1,4 +1,5 @@
 import Devices
+import Synchronization
 import Glibc
 import GuestMemory
 import LinuxSupport
@@ -83,5 +84,37 @@ final class HugeNullDisk: BlockBackend, @unchecked Sendable {
             device.processQueue(0)
             #expect(try t.status() == VirtioBlock.statusOK, "type \(type)")
         }
+    }
+}
+
+@Suite struct FileBlockBackendTests {
+    func temporaryImage(size: Int) -> (path: String, fd: Int32) {
+        var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        _ = ftruncate(fd, off_t(size))
+        return (String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), fd)
+    }
+
+    /// After a failed fdatasync the kernel may report success on the next one although the
+    /// data never reached the disk: a FLUSH the driver retries must keep failing.
+    @Test func aFailedFlushStaysFailed() throws {
+        let (path, fd) = temporaryImage(size: 4096)
+        defer { unlink(path); close(fd) }
+        let calls = Atomic<Int>(0)
+        let backend = try FileBlockBackend(path: path, readOnly: false, sync: { _ in
+            if calls.add(1, ordering: .relaxed).oldValue == 0 { errno = EIO; return -1 }
+            return 0
+        })
+        #expect(throws: SystemError.self) { try backend.flush() }
+        #expect(throws: SystemError.self) { try backend.flush() }
+        #expect(calls.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func onlyRegularFilesAndBlockDevicesAreDisks() throws {
+        #expect(throws: SystemError.self) { try FileBlockBackend(path: "/tmp", readOnly: true) }
+        #expect(throws: SystemError.self) { try FileBlockBackend(path: "/dev/null", readOnly: true) }
+        let (path, fd) = temporaryImage(size: 8192)
+        defer { unlink(path); close(fd) }
+        #expect(try FileBlockBackend(path: path, readOnly: true).size == 8192)
     }
 }

@@ -8,6 +8,7 @@
 
 
 #include <linux/kvm.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
@@ -101,6 +102,9 @@ static inline void apus_route_set_msi(struct kvm_irq_routing_entry *e, unsigned 
 // kvm_run.mmio.data lives inside an anonymous union, which Swift imports as computed
 // properties (no stable address); C knows where it is.
 static inline unsigned char *apus_run_mmio_data(struct kvm_run *run) { return run->mmio.data; }
+
+// BLKGETSIZE64: the size in bytes of a block device (a disk image that is a device node).
+static inline unsigned long apus_blkgetsize64(void) { return BLKGETSIZE64; }
 
 // The signal Apus uses to kick a vCPU thread out of KVM_RUN (see LinuxSupport/ThreadKick).
 static inline int apus_kick_signal(void) { return SIGRTMIN + 1; }
