@@ -30,17 +30,18 @@ cat >"$OUT/payload/run.sh" <<SH
 # Written by scripts/nested-soak.sh: one soak round per group.
 if [ "\${1-}" = --list ]; then i=1; while [ \$i -le $BOOTS ]; do echo "soak-\$i 400"; i=\$((i + 1)); done; exit 0; fi
 BASE="console=ttyS0 panic=-1 quiet loglevel=4"
-verdict() { # NAME STATUS LOG
+verdict() { # NAME STATUS LOG CHECKS: CHECKS, an extended regex of the guest's checks that count
     if [ "\$2" -eq 70 ]; then echo "HOST-FAULT l2-crash \$1"; fi
-    if [ "\$2" -ne 0 ] || grep -aq 'APUS-E2E: .* FAIL' "\$3"; then echo "SOAK \$1 l2-fail (apus status \$2)"; else echo "SOAK \$1 ok"; fi
+    failed=\$(grep -aE "APUS-E2E: (\$4) FAIL" "\$3" | head -n 1)
+    if [ "\$2" -ne 0 ] || [ -n "\$failed" ]; then echo "SOAK \$1 l2-fail (apus status \$2) \$failed"; else echo "SOAK \$1 ok"; fi
 }
 timeout 150 ./apus run --kernel vmlinuz --initrd initrd.cpio.gz --cpus 2 --memory 512M --console file=/tmp/boot.log \\
-    --cmdline "\$BASE apus.test=boot apus.expect.cpus=2" </dev/null 2>/tmp/boot.err
-verdict demo-boot \$? /tmp/boot.log
+    --cmdline "\$BASE apus.test=boot apus.marker=xyz apus.expect.cpus=2" </dev/null 2>/tmp/boot.err
+verdict demo-boot \$? /tmp/boot.log 'boot\\.(cmdline|nproc|memtotal)'
 dd if=/dev/zero of=/tmp/disk.img bs=1M count=128 2>/dev/null
 timeout 200 ./apus run --kernel vmlinuz --initrd initrd.cpio.gz --memory 512M --console file=/tmp/disk.log \\
     --disk path=/tmp/disk.img --cmdline "\$BASE apus.test=disk apus.disk.stress_mib=64" </dev/null 2>/tmp/disk.err
-verdict disk-io \$? /tmp/disk.log
+verdict disk-io \$? /tmp/disk.log 'disk\\.(found|write|read-back|stress)'
 tail -n 5 /tmp/boot.err /tmp/disk.err
 exit 0
 SH
@@ -57,7 +58,7 @@ while IFS=$'\t' read -r group _ end _; do
         "exit 0") if grep -aq '^SOAK .* l2-fail' "$log"; then kind=l2-fail; else kind=ok; fi ;;
         *) kind="payload status ${end#exit }" ;;
     esac
-    echo "nested-soak: $group: $kind"
+    echo "nested-soak: $group: $kind $(tr -d '\r' <"$log" | grep -a '^SOAK ' | cut -d' ' -f2- | tr '\n' ';')"
     kinds[$kind]=$(( ${kinds[$kind]:-0} + 1 ))
 done <"$OUT/groups/groups.tsv"
 summary=
