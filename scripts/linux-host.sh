@@ -114,8 +114,10 @@ run_groups() {
             start=$SECONDS
             end=$(attempt "$mode" "$payload" "$initrd" "$group" "$seconds" "$out/$group.log" "$fault")
             elapsed=$((SECONDS - start))
+            # "HOST-FAULT KIND DETAILS": the payload says the nested host failed it.
             line=$(tr -d '\r' <"$out/$group.log" | grep -a -m1 '^HOST-FAULT ' || true)
-            if [[ $mode == nested && $end == "exit 0" && -n $line ]]; then end="died ${line#HOST-FAULT }"; fi
+            line=${line#HOST-FAULT }
+            if [[ $mode == nested && $end == "exit 0" && -n $line ]]; then end="died ${line%% *}"; fi
             log "group $group: $end after ${elapsed} s"
             [[ $end == died* ]] && ((tries < max_tries)) || break
             cp "$out/$group.log" "$out/$group.died-1.log"
