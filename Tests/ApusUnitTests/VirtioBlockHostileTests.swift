@@ -69,11 +69,8 @@ final class HugeNullDisk: BlockBackend, @unchecked Sendable {
     /// §5.2.6: a DISCARD or WRITE_ZEROES segment of zero sectors asks for nothing, and gets OK
     /// (fallocate itself refuses a zero length).
     @Test func emptyDiscardAndWriteZeroesSegmentsSucceed() throws {
-        var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        let path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let (path, fd) = temporaryImage(size: 16 * 512)
         defer { unlink(path); close(fd) }
-        #expect(ftruncate(fd, 16 * 512) == 0)
         let t = VirtioBlockTests()
         var (device, driver, _) = try t.makeDevice(try FileBlockBackend(path: path, readOnly: false))
         for type: UInt32 in [11, 13] {
@@ -87,14 +84,16 @@ final class HugeNullDisk: BlockBackend, @unchecked Sendable {
     }
 }
 
-@Suite struct FileBlockBackendTests {
-    func temporaryImage(size: Int) -> (path: String, fd: Int32) {
-        var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        _ = ftruncate(fd, off_t(size))
-        return (String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), fd)
-    }
+/// A new empty file of `size` bytes under /tmp: its path and an open descriptor (the caller
+/// unlinks and closes it).
+func temporaryImage(size: Int) -> (path: String, fd: Int32) {
+    var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    _ = ftruncate(fd, off_t(size))
+    return (String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), fd)
+}
 
+@Suite struct FileBlockBackendTests {
     /// After a failed fdatasync the kernel may report success on the next one although the
     /// data never reached the disk: a FLUSH the driver retries must keep failing.
     @Test func aFailedFlushStaysFailed() throws {

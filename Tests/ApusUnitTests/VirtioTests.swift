@@ -271,9 +271,7 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
     }
 
     @Test func fileBackendPunchesHolesAndZeroesRanges() throws {
-        var template = Array("/tmp/apus-unit-disk-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        let path = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let (path, fd) = temporaryImage(size: 0)
         defer { unlink(path); close(fd) }
         let pattern = [UInt8](repeating: 0x77, count: 8192)
         #expect(pattern.withUnsafeBytes { pwrite(fd, $0.baseAddress!, 8192, 0) } == 8192)
