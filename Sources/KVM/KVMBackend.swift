@@ -17,14 +17,20 @@ public enum KVMBackend: Equatable, Sendable {
 
     /// Looks at `/proc/cpuinfo` and `/sys/module`.
     public static func detect() -> KVMBackend {
-        let flags = (try? readWholeFile("/proc/cpuinfo")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        detect(cpuinfo: "/proc/cpuinfo", softwareModule: "/sys/module/kvm_pvm")
+    }
+
+    /// `detect` with the files to read named (for tests).
+    public static func detect(cpuinfo: String, softwareModule: String) -> KVMBackend {
+        // /proc files have no size: read to the end (readWholeFile would return nothing).
+        let flags = (try? readUntilEnd(cpuinfo)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         for line in flags.split(separator: "\n") where line.hasPrefix("flags") {
             let words = line.split(separator: " ")
             if words.contains("vmx") { return .hardware("vmx") }
             if words.contains("svm") { return .hardware("svm") }
             break
         }
-        return access("/sys/module/kvm_pvm", F_OK) == 0 ? .pvm : .unknown
+        return access(softwareModule, F_OK) == 0 ? .pvm : .unknown
     }
 
     /// How messages name it.

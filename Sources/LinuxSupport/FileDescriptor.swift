@@ -56,6 +56,24 @@ public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
     return Array(bytes.prefix(done))
 }
 
+/// Reads a file whose size `stat` does not tell (`/proc`, `/sys`: they report 0) until end of
+/// file, up to `limit` bytes.
+public func readUntilEnd(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> [UInt8] {
+    let fd = try OwnedFD.open(path, O_RDONLY)
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while bytes.count < limit {
+        let n = chunk.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress!, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw SystemError.current("read \(path)")
+        }
+        if n == 0 { break }
+        bytes += chunk.prefix(min(n, limit - bytes.count))
+    }
+    return bytes
+}
+
 /// Creates or truncates `path` and writes `text` to it.
 public func writeFile(_ path: String, _ text: String) throws(SystemError) {
     let fd = try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC)
