@@ -68,13 +68,17 @@ public final class VirtioConsole: VirtioDevice {
     public func processQueue(_ index: Int) {
         state.withLock { s in
             guard let interrupt = s.interrupt else { return }
+            let queue = index == Self.transmitQueue ? s.transmit : index == Self.receiveQueue ? s.receive : nil
+            // A broken ring waits for the reset it asked for, silently.
+            guard let q = queue, !q.isBroken else { return }
             do {
-                if index == Self.transmitQueue, let q = s.transmit {
+                if index == Self.transmitQueue {
                     try drainTransmit(q, interrupt)
-                } else if index == Self.receiveQueue, let q = s.receive {
+                } else {
                     try fillReceive(q, &s.backlog, interrupt)
                 }
             } catch {
+                q.markBroken()
                 log("\(name): \(error); the device needs a reset")
                 interrupt.deviceNeedsReset()
             }

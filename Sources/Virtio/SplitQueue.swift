@@ -40,6 +40,14 @@ public final class SplitQueue: @unchecked Sendable {
     public private(set) var nextUsed: UInt16 = 0
     /// `nextUsed` when the driver was last interrupted (for EVENT_IDX).
     private var signalledUsed: UInt16 = 0
+    /// Set once the driver broke the ring's rules: the device has asked for a reset, and until
+    /// it gets one (which builds a new queue) notifies are ignored instead of failing, and being
+    /// logged, again and again.
+    public private(set) var isBroken = false
+
+    /// Records that the driver broke the rules (for devices with their own loop; see
+    /// `serveAvailable`).
+    public func markBroken() { isBroken = true }
 
     /// Validates the layout the driver configured: size a power of two ≤ `maxSize`, each area
     /// aligned (16/2/4) and entirely in RAM.
@@ -136,9 +144,11 @@ extension SplitQueue {
     /// The canonical device loop: takes every available chain, lets `handle` serve it (it
     /// returns the bytes it wrote into the chain), returns each as used, and interrupts the
     /// driver once at the end if it asked for it. A chain that breaks the rules stops the run
-    /// and asks the driver to reset the device (`deviceNeedsReset`), after `log`ging why.
+    /// and asks the driver to reset the device (`deviceNeedsReset`), after `log`ging why, once:
+    /// the queue is then broken and later runs do nothing.
     public func serveAvailable(queue index: Int, interrupt: any VirtioInterrupt, log: (QueueError) -> Void,
                                _ handle: (inout DescriptorChain) -> UInt32) {
+        guard !isBroken else { return }
         var completed = false
         do throws(QueueError) {
             while var chain = try popAvailable() {
@@ -148,6 +158,7 @@ extension SplitQueue {
                 completed = true
             }
         } catch {
+            markBroken()
             log(error)
             interrupt.deviceNeedsReset()
             return

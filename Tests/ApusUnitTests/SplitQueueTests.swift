@@ -114,6 +114,20 @@ struct DriverQueue {
         }
     }
 
+    /// A broken ring is reported once: the guest can notify as often as it likes, the device
+    /// neither retries nor logs until it is reset.
+    @Test func aBrokenRingAsksForAResetOnceAndThenIgnoresNotifies() throws {
+        let driver = DriverQueue(memory: memory)
+        try memory.store(UInt16(9), at: GuestAddress(driver.avail.rawValue + 2))
+        let q = try driver.deviceQueue()
+        let interrupt = RecordingInterrupt()
+        var logged = 0
+        for _ in 0..<1000 {
+            q.serveAvailable(queue: 0, interrupt: interrupt, log: { _ in logged += 1 }) { _ in 0 }
+        }
+        #expect(logged == 1 && interrupt.needsReset == 1 && q.isBroken)
+    }
+
     @Test func readableAfterWritableIsRefused() throws {
         var driver = DriverQueue(memory: memory)
         try driver.setDescriptor(0, addr: 0x8000, len: 4, flags: 1 | 2, next: 1)
