@@ -37,6 +37,9 @@ extension Apus {
     /// Parses the process arguments, runs the command and exits with its status.
     /// `CLIError`s print as one `apus: …` line with status 1; usage errors as ArgumentParser does.
     public static func runMain() -> Never {
+        // A console, log or benchmark pipe whose reader went away must not kill the VMM (and
+        // the guest with it) by SIGPIPE: writes fail with EPIPE instead.
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -36,7 +36,7 @@ public final class GuestMemory: Sendable {
         let owner = MappingOwner()
         var regions: [GuestRegion] = []
         for range in sorted where range.size > 0 {
-            let mapping = try MemoryMapping.anonymous(length: Int(range.size))
+            let mapping = try MemoryMapping.guestRAM(length: Int(range.size))
             regions.append(GuestRegion(start: range.start, size: range.size, host: mapping.base))
             owner.keep(mapping)
         }

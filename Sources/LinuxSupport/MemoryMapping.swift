@@ -19,6 +19,14 @@ public struct MemoryMapping: ~Copyable {
         return MemoryMapping(base: p, length: length)
     }
 
+    /// Guest RAM: anonymous memory as above, left out of core dumps (`MADV_DONTDUMP`): a crash
+    /// of apus must not write the guest's memory, its secrets included, to disk.
+    public static func guestRAM(length: Int) throws(SystemError) -> MemoryMapping {
+        let mapping = try anonymous(length: length)
+        if madvise(mapping.base, length, MADV_DONTDUMP) != 0 { throw SystemError.current("madvise MADV_DONTDUMP") }
+        return mapping
+    }
+
     /// Maps `length` bytes of `fd` shared (the `kvm_run` area of a vCPU, a memfd).
     public static func shared(fd: Int32, length: Int, operation: String) throws(SystemError) -> MemoryMapping {
         let p = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)

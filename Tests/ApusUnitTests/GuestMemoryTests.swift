@@ -1,4 +1,5 @@
 import GuestMemory
+import LinuxSupport
 import Testing
 
 @Suite struct GuestMemoryTests {
@@ -46,5 +47,26 @@ import Testing
     @Test func regionsAreSortedAndSized() {
         #expect(memory.regions.map(\.start) == [GuestAddress(0), GuestAddress(0x100000)])
         #expect(memory.totalSize == 0x20000)
+    }
+}
+
+@Suite struct GuestRAMDumpTests {
+    /// Guest RAM stays out of core dumps: its mapping carries the `dd` flag in smaps.
+    @Test func guestRAMIsLeftOutOfCoreDumps() throws {
+        let memory = try GuestMemory(ranges: [(GuestAddress(0), 4 << 20)])
+        let base = UInt(bitPattern: memory.regions[0].host)
+        let smaps = String(decoding: try readUntilEnd("/proc/self/smaps", limit: 64 << 20), as: UTF8.self)
+        var inMapping = false
+        var flags: Substring?
+        for line in smaps.split(separator: "\n") {
+            if let dash = line.firstIndex(of: "-"), let start = UInt(line[..<dash], radix: 16), line.contains(" ") && !line.hasPrefix("VmFlags") {
+                inMapping = start == base
+            } else if inMapping && line.hasPrefix("VmFlags:") {
+                flags = line
+                break
+            }
+        }
+        let vmFlags = try #require(flags, "no smaps entry for guest RAM at 0x\(String(base, radix: 16))")
+        #expect(vmFlags.split(separator: " ").contains("dd"), "\(vmFlags)")
     }
 }
