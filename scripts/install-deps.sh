@@ -9,6 +9,8 @@ need=()
 command -v gcc >/dev/null || need+=(gcc)
 command -v ld >/dev/null || need+=(binutils)
 command -v make >/dev/null || need+=(make)
+# The image-lock unit tests check apus against QEMU's own locking.
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -26,8 +26,9 @@ public protocol BlockBackend: Sendable {
 
 /// A raw disk image in a regular file or a block device.
 ///
-/// Writable images are locked exclusively (`flock`), so two VMMs cannot write the same disk; a
-/// read-only image is opened O_RDONLY and only share-locked.
+/// Images are locked the way QEMU locks them (see `ImageLock`), so that neither two Apus
+/// instances nor Apus and QEMU can write one image at once, and a read-only disk does not
+/// change under the guest.
 public final class FileBlockBackend: BlockBackend {
     private let fd: Int32
     public let size: UInt64
@@ -45,10 +46,9 @@ public final class FileBlockBackend: BlockBackend {
         self.sync = sync
         let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         if fd < 0 { throw .current("open disk \(path)") }
-        if flock(fd, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
-            let e = errno
+        do { try ImageLock.acquire(fd: fd, readOnly: readOnly) } catch {
             close(fd)
-            throw SystemError("lock disk \(path) (is another VMM using it?)", errno: e)
+            throw SystemError("lock disk \(path): \(error.operation) (is another VMM, QEMU or Apus, using it?)", errno: error.errno)
         }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
@@ -160,6 +160,32 @@ public final class FileBlockBackend: BlockBackend {
             vector[0] = iovec(iov_base: chunk.baseAddress, iov_len: n)
             try write(at: offset + done, from: vector)
             done += UInt64(n)
+        }
+    }
+}
+
+/// Image locks that QEMU honours (its block/file-posix.c scheme): open-file-description locks on
+/// single bytes, where byte 100 + n says "I use permission n" and byte 200 + n says "I do not
+/// share permission n" (n = 0 consistent read, 1 write). QEMU takes shared locks there and probes
+/// for conflicting ones before it opens an image.
+enum ImageLock {
+    static let readPermission: Int = 100, writePermission: Int = 101, writeNotShared: Int = 201
+
+    /// A writer locks the whole file exclusively: it conflicts with every lock QEMU or another
+    /// Apus holds, and every lock they try to take. A reader takes QEMU's reader locks ("I read,
+    /// nobody else may write") and refuses an image that someone holds the write permission on.
+    static func acquire(fd: Int32, readOnly: Bool) throws(SystemError) {
+        if !readOnly {
+            if apus_ofd_lock(fd, Int16(F_WRLCK), 0, 0) != 0 { throw .current("exclusive lock") }
+            return
+        }
+        for byte in [readPermission, writeNotShared] where apus_ofd_lock(fd, Int16(F_RDLCK), byte, 1) != 0 {
+            throw .current("shared lock on byte \(byte)")
+        }
+        switch apus_ofd_conflict(fd, Int16(F_WRLCK), writePermission, 1) {
+        case 0: return
+        case 1: throw SystemError("another process holds the image writable", errno: EAGAIN)
+        default: throw .current("probe the write lock")
         }
     }
 }

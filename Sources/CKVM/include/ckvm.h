@@ -10,6 +10,7 @@
 #include <linux/kvm.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -102,6 +103,25 @@ static inline void apus_route_set_msi(struct kvm_irq_routing_entry *e, unsigned 
 // kvm_run.mmio.data lives inside an anonymous union, which Swift imports as computed
 // properties (no stable address); C knows where it is.
 static inline unsigned char *apus_run_mmio_data(struct kvm_run *run) { return run->mmio.data; }
+
+// Open-file-description locks (fcntl F_OFD_*), the kind QEMU takes on disk images: unlike
+// flock(2) locks they conflict with QEMU's, and unlike classic POSIX locks they belong to the
+// open file, not the process. (Values from <linux/fcntl.h>; glibc hides them without _GNU_SOURCE.)
+#ifndef F_OFD_GETLK
+#define F_OFD_GETLK 36
+#define F_OFD_SETLK 37
+#endif
+// Takes a lock of `type` (F_RDLCK, F_WRLCK) on [start, start + len) (len 0: to the end); 0 or -1.
+static inline int apus_ofd_lock(int fd, short type, long start, long len) {
+    struct flock l = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
+    return fcntl(fd, F_OFD_SETLK, &l);
+}
+// 1 if another open file holds a lock that conflicts with `type` on the range, 0 if not, -1 on error.
+static inline int apus_ofd_conflict(int fd, short type, long start, long len) {
+    struct flock l = { .l_type = type, .l_whence = SEEK_SET, .l_start = start, .l_len = len };
+    if (fcntl(fd, F_OFD_GETLK, &l) != 0) return -1;
+    return l.l_type != F_UNLCK;
+}
 
 // BLKGETSIZE64: the size in bytes of a block device (a disk image that is a device node).
 static inline unsigned long apus_blkgetsize64(void) { return BLKGETSIZE64; }
