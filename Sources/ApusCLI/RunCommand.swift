@@ -138,7 +138,7 @@ public struct RunCommand: ParsableCommand {
                 }
                 if rng { try machine.addVirtioMMIO(VirtioEntropy(log: { fputsError("apus: \($0)") })) }
                 if console == .virtio {
-                    let device = VirtioConsole(output: config.consoleOutput, log: { fputsError("apus: \($0)") })
+                    let device = VirtioConsole(output: console.bulkSink(fd: consoleFile), log: { fputsError("apus: \($0)") })
                     try machine.addVirtioMMIO(device)
                     virtioConsole = device
                 }
@@ -278,6 +278,13 @@ public enum ConsoleTarget: ExpressibleByArgument, Equatable, Sendable {
             if fd < 0 { throw CLIError("--console file=\(path): \(SystemError.current("open"))") }
             return fd
         }
+    }
+
+    /// The same target for output that comes in pieces (virtio-console): one write(2) a piece.
+    func bulkSink(fd: Int32) -> @Sendable (UnsafeRawBufferPointer) -> Void {
+        guard fd >= 0 else { return { _ in } }
+        // A console that cannot take output (a closed pipe) drops it: the guest runs on.
+        return { buffer in try? writeAll(fd, buffer) }
     }
 
     func sink(fd: Int32) -> @Sendable (UInt8) -> Void {

@@ -7,14 +7,18 @@ import Virtio
 struct DriverQueue {
     let memory: GuestMemory
     let size: UInt16
-    let desc = GuestAddress(0x1000)
-    let avail = GuestAddress(0x3000)
-    let used = GuestAddress(0x4000)
+    let desc: GuestAddress
+    let avail: GuestAddress
+    let used: GuestAddress
     var availIdx: UInt16 = 0
 
-    init(memory: GuestMemory, size: UInt16 = 8) {
+    /// The rings at `base` + 0x1000 (descriptors), 0x3000 (available), 0x4000 (used).
+    init(memory: GuestMemory, size: UInt16 = 8, base: UInt64 = 0) {
         self.memory = memory
         self.size = size
+        desc = GuestAddress(base + 0x1000)
+        avail = GuestAddress(base + 0x3000)
+        used = GuestAddress(base + 0x4000)
     }
 
     func setDescriptor(_ i: UInt16, addr: UInt64, len: UInt32, flags: UInt16 = 0, next: UInt16 = 0, table: UInt64? = nil) throws {

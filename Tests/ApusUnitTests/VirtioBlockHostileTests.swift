@@ -117,3 +117,24 @@ func temporaryImage(size: Int) -> (path: String, fd: Int32) {
         #expect(try FileBlockBackend(path: path, readOnly: true).size == 8192)
     }
 }
+
+@Suite struct VirtioConsoleHostileTests {
+    /// A transmit descriptor is the guest's to size: 4 MiB goes out in 64 KiB pieces straight
+    /// from guest memory (it used to be copied whole, then written one byte per system call).
+    @Test func aHugeTransmitBufferGoesOutInPieces() throws {
+        let memory = try GuestMemory(ranges: [(GuestAddress(0), 8 << 20)])
+        let pieces = Mutex<[Int]>([])
+        let console = VirtioConsole(output: { buffer in pieces.withLock { $0.append(buffer.count) } })
+        let receive = DriverQueue(memory: memory, size: 8)
+        var transmit = DriverQueue(memory: memory, size: 8, base: 0x10_0000)
+        try console.activate(features: VirtioFeature.version1, queues: [receive.deviceQueue(), transmit.deviceQueue()],
+                             interrupt: RecordingInterrupt())
+        try transmit.setDescriptor(0, addr: 0x40_0000, len: 4 << 20)
+        try transmit.makeAvailable(0)
+        console.processQueue(1)
+        let sizes = pieces.withLock { $0 }
+        #expect(sizes.reduce(0, +) == 4 << 20)
+        #expect(sizes.count == 64 && sizes.allSatisfy { $0 <= 64 * 1024 })
+        #expect(try transmit.usedIdx() == 1)
+    }
+}
