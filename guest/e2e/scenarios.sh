@@ -25,6 +25,7 @@ flavour() { sed 's/^linux-image-//' "$1/kernel-package" 2>/dev/null || echo unkn
 if [ "${1-}" = --list ]; then
     for g in boot-smp-memory-cmdline:$LIMIT reboot-i8042-and-acpi:$((2 * LIMIT)) \
              acpi-off-mptable-smp:$LIMIT mmio-disk-rng:$LIMIT console-input-ttyS0-hvc0:$((2 * LIMIT)) \
+             mmio-disk-durability-sigkill:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
@@ -183,6 +184,32 @@ mmio-disk-rng)
     expect disk-data-reaches-image $? "the host finds the guest's file content in disk.img"
     grep -aq apus-readonly-disk "$WORK/ro.img"
     expect disk-readonly-image-unchanged $? "ro.img still starts with its marker" ;;
+mmio-disk-durability-sigkill)
+    # What apus acknowledged is in the image even when apus dies at once: SIGKILL the moment
+    # the guest reports its data durable, with the write-back cache and FLUSH, and with the
+    # driver's write-through mode (no FLUSH at all).
+    yes apus-durability-0123456789abcdef | head -c 4194304 >"$WORK/pattern"
+    for mode in fsync writethrough; do
+        name=durability-$mode
+        dd if=/dev/zero of="$WORK/$name.img" bs=1M count=16 2>/dev/null
+        echo "e2e: booting '$name' ($(date +%T))" >&2
+        timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$name.log" \
+            --disk "path=$WORK/$name.img" --cmdline "$BASE apus.test=durability apus.durability.mode=$mode" \
+            </dev/null 2>"$WORK/$name.err" &
+        pid=$!
+        waited=0
+        until grep -aq 'APUS-E2E: durability.written' "$WORK/$name.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
+              [ $waited -ge $((LIMIT * 10)) ]; do
+            sleep 0.1; waited=$((waited + 1))
+        done
+        kill -9 $pid 2>/dev/null
+        wait $pid
+        status=$?
+        crashed "$name" $status
+        guest_check $name-guest-wrote "$WORK/$name.log" durability.written
+        head -c 4194304 "$WORK/$name.img" | cmp -s - "$WORK/pattern"
+        expect $name-sigkill-keeps-every-byte $? "apus killed with SIGKILL (status $status) right after the guest's report; the image's first 4 MiB equal what the guest made durable"
+    done ;;
 console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).
