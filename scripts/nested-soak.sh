@@ -9,7 +9,7 @@
 #   l2-crash      a level-2 guest crashed (apus status 70), the fault the harness excuses once
 #   l2-fail       a level-2 check failed otherwise (an apus or guest failure, never excused)
 # Try another configuration through the environment of guest/nested/run.sh, e.g.
-#   APUS_NESTED_SMP=2 scripts/nested-soak.sh 20
+#   APUS_NESTED_SMP=1 scripts/nested-soak.sh 20
 #   APUS_NESTED_APPEND='clocksource=tsc tsc=reliable' scripts/nested-soak.sh 20
 # Where /dev/kvm is hardware-backed there is no nested host, and this says so.
 set -euo pipefail
@@ -46,7 +46,7 @@ tail -n 5 /tmp/boot.err /tmp/disk.err
 exit 0
 SH
 chmod +x "$OUT/payload/run.sh"
-echo "nested-soak: $BOOTS nested hosts (${APUS_NESTED_SMP:-1} vCPUs, ${APUS_NESTED_MEM:-2G}, cpu ${APUS_NESTED_CPU:-default}, extra kernel options '${APUS_NESTED_APPEND:-}')" >&2
+echo "nested-soak: $BOOTS nested hosts (${APUS_NESTED_SMP:-2} vCPUs, ${APUS_NESTED_MEM:-2G}, cpu ${APUS_NESTED_CPU:-default}, extra kernel options '${APUS_NESTED_APPEND:-}')" >&2
 start=$SECONDS
 scripts/linux-host.sh run --no-rerun --payload "$OUT/payload" --out "$OUT/groups" || true
 declare -A kinds=()
