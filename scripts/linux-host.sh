@@ -121,6 +121,8 @@ run_groups() {
             log "group $group: $end after ${elapsed} s"
             [[ $end == died* ]] && ((tries < max_tries)) || break
             cp "$out/$group.log" "$out/$group.died-1.log"
+            # The next attempt starts afresh: keep the dead host's saved vCPU state too.
+            [[ ! -f $out/$group.log.hang ]] || cp "$out/$group.log.hang" "$out/$group.died-1.log.hang"
             reruns+=("${end#died }")
             log "group $group: the nested test host failed (${end#died }; console in $out/$group.died-1.log): running the group once more"
         done

@@ -60,8 +60,8 @@ QEMU=${QEMU:-qemu-system-x86_64}
 # them anyway, with one warning per feature and vCPU).
 CPU=${APUS_NESTED_CPU:-EPYC,+svm,+npt,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,-nrip-save,-xsavec}
 # Two level-1 vCPUs. With one, `make nested-soak` lost no host in 30 (two vCPUs: 2 in 30), but
-# the `--acpi off` SMP group then lost its host in 4 of 6 attempts (the only CPU halted with a
-# timer interrupt pending that it never took), which with two it never did: docs/architecture.md
+# the `--acpi off` groups then lost their host in 4 of 8 attempts (the only CPU halted with a
+# timer interrupt pending that it never took), against 1 of 9 with two: docs/architecture.md
 # has the figures.
 SMP=${APUS_NESTED_SMP:-2}
 # Multi-threaded TCG (QEMU's default for -smp 2). Single-threaded TCG (tcg,thread=single) avoided
@@ -137,7 +137,13 @@ save_vcpu_state() {
     for ((i = 0; i < n; i++)); do cmds+=("cpu $i"$'\n'"info lapic"); done
     monitor "${cmds[@]}" >"$logfile.hang"
 }
-stop_qemu() { [[ -s $tmp/qemu.pid ]] && kill -9 "$(cat "$tmp/qemu.pid")" 2>/dev/null; true; }
+# Kills QEMU, only if the pid still names a QEMU (after it exited, the number may be reused).
+stop_qemu() {
+    local pid
+    pid=$(cat "$tmp/qemu.pid" 2>/dev/null) || return 0
+    [[ $pid =~ ^[0-9]+$ ]] && grep -qa qemu "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+    return 0
+}
 
 # The watchdog: ends QEMU when the heartbeat stops or the time is up, noting which in
 # $tmp/reason. Before the first heartbeat the host gets 90 s to boot and start it.
