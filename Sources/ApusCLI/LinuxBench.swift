@@ -1,4 +1,5 @@
 import Glibc
+import KVM
 import LinuxSupport
 
 /// The loop behind `apus bench boot` and `apus bench blk`: boot the same guest under each VMM in
@@ -58,11 +59,7 @@ struct LinuxBench {
         for file in [guest.kernel, guest.initrd] + (guest.disk.map { [$0] } ?? []) where access(file, R_OK) != 0 {
             throw CLIError("cannot read \(file) (build the guest with `make guest-linux`, or pass the path)")
         }
-        let cpuinfo = (try? readWholeFile("/proc/cpuinfo")).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        let hasVirtualization = cpuinfo.split(separator: "\n").contains { line in
-            line.hasPrefix("flags") && line.split(separator: " ").contains { $0 == "vmx" || $0 == "svm" }
-        }
-        if !hasVirtualization && access("/sys/module/kvm_pvm", F_OK) == 0 {
+        if KVMBackend.detect() == .pvm {
             throw CLIError("""
                 /dev/kvm here is kvm_pvm, on which a stock Linux kernel cannot boot; run this benchmark \
                 inside the nested test host instead: `make bench-\(name)` (scripts/bench-linux.sh \(name))

@@ -179,8 +179,8 @@ enum ImageLock {
             if apus_ofd_lock(fd, Int16(F_WRLCK), 0, 0) != 0 { throw .current("exclusive lock") }
             return
         }
-        for byte in [readPermission, writeNotShared] where apus_ofd_lock(fd, Int16(F_RDLCK), byte, 1) != 0 {
-            throw .current("shared lock on byte \(byte)")
+        for byte in [readPermission, writeNotShared] {
+            if apus_ofd_lock(fd, Int16(F_RDLCK), byte, 1) != 0 { throw .current("shared lock on byte \(byte)") }
         }
         switch apus_ofd_conflict(fd, Int16(F_WRLCK), writePermission, 1) {
         case 0: return

@@ -22,8 +22,7 @@ public enum KVMBackend: Equatable, Sendable {
 
     /// `detect` with the files to read named (for tests).
     public static func detect(cpuinfo: String, softwareModule: String) -> KVMBackend {
-        // /proc files have no size: read to the end (readWholeFile would return nothing).
-        let flags = (try? readUntilEnd(cpuinfo)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let flags = (try? readWholeFile(cpuinfo)).map { String(decoding: $0, as: UTF8.self) } ?? ""
         for line in flags.split(separator: "\n") where line.hasPrefix("flags") {
             let words = line.split(separator: " ")
             if words.contains("vmx") { return .hardware("vmx") }

@@ -35,17 +35,26 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(System
     }
 }
 
-/// Reads a whole regular file into memory (kernels, initrds, bare-metal guests).
+/// Reads a whole regular file into memory (kernels, initrds, bare-metal guests, and `/proc`
+/// files, whose size `stat` reports as 0): sized by `stat` first, then read until end of file.
 public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
     let fd = try OwnedFD.open(path, O_RDONLY)
     var st = stat()
     if fstat(fd.raw, &st) != 0 { throw SystemError.current("stat \(path)") }
     if (st.st_mode & S_IFMT) != S_IFREG { throw SystemError("read \(path): not a regular file", errno: EINVAL) }
-    let size = Int(st.st_size)
-    var bytes = [UInt8](repeating: 0, count: size)
+    var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
     var done = 0
-    while done < size {
-        let n = bytes.withUnsafeMutableBytes { pread(fd.raw, $0.baseAddress! + done, size - done, off_t(done)) }
+    // Where the size ran out (or was 0), further reads go through a small probe, so that a
+    // file of the size stat said costs one extra read(2), not a bigger buffer.
+    var probe = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n: Int
+        if done < bytes.count {
+            n = bytes.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress! + done, $0.count - done) }
+        } else {
+            n = probe.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress!, $0.count) }
+            if n > 0 { bytes += probe.prefix(n) }
+        }
         if n < 0 {
             if errno == EINTR { continue }
             throw SystemError.current("read \(path)")
@@ -54,24 +63,6 @@ public func readWholeFile(_ path: String) throws(SystemError) -> [UInt8] {
         done += n
     }
     return Array(bytes.prefix(done))
-}
-
-/// Reads a file whose size `stat` does not tell (`/proc`, `/sys`: they report 0) until end of
-/// file, up to `limit` bytes.
-public func readUntilEnd(_ path: String, limit: Int = 1 << 20) throws(SystemError) -> [UInt8] {
-    let fd = try OwnedFD.open(path, O_RDONLY)
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while bytes.count < limit {
-        let n = chunk.withUnsafeMutableBytes { read(fd.raw, $0.baseAddress!, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw SystemError.current("read \(path)")
-        }
-        if n == 0 { break }
-        bytes += chunk.prefix(min(n, limit - bytes.count))
-    }
-    return bytes
 }
 
 /// Creates or truncates `path` and writes `text` to it.
