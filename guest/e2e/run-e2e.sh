@@ -43,6 +43,12 @@ read -ra groups <<<"${APUS_E2E_GROUPS:-}"
 status=0
 scripts/linux-host.sh run --payload "$payload" --out "$OUT/groups" ${groups[@]+"${groups[@]}"} || status=$?
 
+if [[ ! -s $OUT/groups/groups.tsv ]]; then
+    echo "E2E-RESULT harness FAIL scripts/linux-host.sh ran no group (status $status; see above)"
+    echo "e2e: 0 passed, 1 failed"
+    exit 1
+fi
+
 # Results: each group's last attempt; a group without any result failed as a whole.
 : >"$OUT/results.log"
 reruns=()
