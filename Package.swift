@@ -8,6 +8,7 @@
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
 //   DeviceBus     the BusDevice protocol and the address-range bus
 //   Boot          bzImage parsing, boot_params, e820, ACPI tables with a small AML writer, MP table
+//   PCI           PCI config space, mechanism #1 and ECAM, BAR decoding, MSI-X (no virtio)
 //   Virtio        the virtio device model core: split virtqueues, status, features, transports
 //   Devices       device models (legacy UART, debug exit, test devices)
 //   Machine       the board: memory map, loaders, vCPU threads, lifecycle, stats, tracing
@@ -31,11 +32,12 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", swiftSettings: strict),
         .target(name: "Boot", swiftSettings: strict),
-        .target(name: "Virtio", dependencies: ["GuestMemory", "DeviceBus"], swiftSettings: strict),
+        .target(name: "PCI", dependencies: ["DeviceBus"], swiftSettings: strict),
+        .target(name: "Virtio", dependencies: ["GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
         .target(name: "Devices", dependencies: ["CKVM", "DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Virtio"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
@@ -44,11 +46,11 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "Virtio", "Machine", "ApusCLI"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Virtio", "Machine"],
+            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )

@@ -30,6 +30,10 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --console file=boot.log --acpi off
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --rng
           apus run --kernel vmlinuz --initrd initrd.img --console virtio
+          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci
+          apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci --notify pio
+          apus run --kernel vmlinuz --initrd initrd.img --rng --transport pci-transitional \
+            --cmdline "console=ttyS0 virtio_pci.force_legacy=1"
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
         """)
@@ -55,8 +59,11 @@ public struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")
     public var rng = false
 
-    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: mmio (virtio-mmio, described in ACPI).", valueName: "mmio"))
-    public var transport: Transport = .mmio
+    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: mmio (virtio-mmio 2), mmio-legacy (virtio-mmio 1), pci (virtio-pci 1.0 with MSI-X), pci-transitional (also the legacy I/O header).", valueName: "kind"))
+    public var transport: VirtioTransport = .mmio
+
+    @Option(name: .long, help: ArgumentHelp("virtio-pci doorbells: mmio (memory BAR, KVM fast MMIO) or pio (I/O BAR, port writes).", valueName: "mmio|pio"))
+    public var notify: NotifyMethod = .mmio
 
     @Option(name: .long, help: "Number of vCPUs.")
     public var cpus: Int = 1
@@ -98,6 +105,8 @@ public struct RunCommand: ParsableCommand {
             throw ValidationError("--memory must be a multiple of 2 MiB and at least 2M (got \(memory))")
         }
         config.traceExits = trace.contains(.exits)
+        config.transport = transport
+        config.notify = notify
         return config
     }
 
@@ -107,6 +116,8 @@ public struct RunCommand: ParsableCommand {
         case (.some, .some): throw ValidationError("--kernel and --bare exclude each other")
         case (nil, .some) where initrd != nil: throw ValidationError("--initrd needs --kernel")
         case (nil, .some) where !disk.isEmpty || rng: throw ValidationError("--disk and --rng need --kernel")
+        case _ where notify == .pio && !transport.isPCI:
+            throw ValidationError("--notify pio needs a PCI transport (--transport pci or pci-transitional): virtio-mmio has one doorbell register in its MMIO window")
         case (nil, .some) where cpus > MemoryMap.bareMaxCPUs:
             throw ValidationError("--cpus \(cpus): a bare-metal guest runs on at most \(MemoryMap.bareMaxCPUs) vCPUs")
         default: break
@@ -133,13 +144,13 @@ public struct RunCommand: ParsableCommand {
             } else {
                 for (i, spec) in disk.enumerated() {
                     let backend = try FileBlockBackend(path: spec.path, readOnly: spec.readOnly)
-                    try machine.addVirtioMMIO(VirtioBlock(name: "virtio-blk\(i)", backend: backend, serial: "apus-disk\(i)",
-                                                          log: { fputsError("apus: \($0)") }))
+                    try machine.addVirtio(VirtioBlock(name: "virtio-blk\(i)", backend: backend, serial: "apus-disk\(i)",
+                                                      log: { fputsError("apus: \($0)") }))
                 }
-                if rng { try machine.addVirtioMMIO(VirtioEntropy(log: { fputsError("apus: \($0)") })) }
+                if rng { try machine.addVirtio(VirtioEntropy(log: { fputsError("apus: \($0)") })) }
                 if console == .virtio {
                     let device = VirtioConsole(output: console.bulkSink(fd: consoleFile), log: { fputsError("apus: \($0)") })
-                    try machine.addVirtioMMIO(device)
+                    try machine.addVirtio(device)
                     virtioConsole = device
                 }
                 try machine.loadLinux(LinuxBoot(kernel: image, initrd: ramdisk, commandLine: commandLine, acpi: acpi == .on))
@@ -183,8 +194,8 @@ public struct RunCommand: ParsableCommand {
         if !backend.runsLinux {
             fputsError("apus: warning: /dev/kvm here is \(backend.name), with no VMX/SVM behind it: a stock Linux kernel runs very slowly on it and then crashes; \(Self.linuxHint)")
         }
-        if acpi == .off && (!disk.isEmpty || rng || console == .virtio) {
-            fputsError("apus: warning: with --acpi off, Linux finds virtio-mmio devices only through virtio_mmio.device= on its command line (apus adds it), which needs a kernel built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and the driver built in: no Debian kernel has that, so these devices will most likely stay invisible; keep ACPI on (the default)")
+        if acpi == .off && !transport.isPCI && (!disk.isEmpty || rng || console == .virtio) {
+            fputsError("apus: warning: with --acpi off, Linux finds virtio-mmio devices only through virtio_mmio.device= on its command line (apus adds it), which needs a kernel built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and the driver built in: no Debian kernel has that, so these devices will most likely stay invisible; keep ACPI on (the default), or use --transport pci")
         }
     }
 
@@ -239,10 +250,8 @@ public struct DiskSpec: ExpressibleByArgument, Equatable, Sendable {
     public static var defaultCompletionKind: CompletionKind { .file() }
 }
 
-/// Virtio transports.
-public enum Transport: String, ExpressibleByArgument, Sendable {
-    case mmio
-}
+extension VirtioTransport: ExpressibleByArgument {}
+extension NotifyMethod: ExpressibleByArgument {}
 
 /// `on` / `off` option values.
 public enum Toggle: String, ExpressibleByArgument, Sendable {

@@ -35,35 +35,49 @@ public struct ACPITables: Sendable {
     public static let s5SleepType: UInt8 = 5
     public static let sleepEnable: UInt8 = 0x20
 
-    /// Builds the tables for `cpus` vCPUs. `dsdtDevices` are extra AML terms placed in `\_SB`.
+    /// Where PCI configuration space is memory-mapped (ECAM), for the MCFG table.
+    public struct ECAM: Sendable {
+        public var base: UInt64
+        public var firstBus: UInt8, lastBus: UInt8
+        public init(base: UInt64, firstBus: UInt8, lastBus: UInt8) { self.base = base; self.firstBus = firstBus; self.lastBus = lastBus }
+    }
+
+    /// Builds the tables for `cpus` vCPUs. `dsdtDevices` are extra AML terms placed in `\_SB`;
+    /// with `ecam`, an MCFG table describes it.
     public init(base: UInt64, cpus: Int, ioapicAddress: UInt32, lapicAddress: UInt32,
-                power: PowerPorts, dsdtDevices: [[UInt8]] = []) {
+                power: PowerPorts, dsdtDevices: [[UInt8]] = [], ecam: ECAM? = nil) {
         self.base = base
         let dsdt = Self.table("DSDT", revision: 2, body:
             AML.name("\\_S5", AML.package([AML.integer(UInt64(Self.s5SleepType)), AML.integer(0), AML.integer(0), AML.integer(0)]))
             + (dsdtDevices.isEmpty ? [] : AML.scope("\\_SB", dsdtDevices)))
         let madt = Self.madt(cpus: cpus, ioapic: ioapicAddress, lapic: lapicAddress)
 
-        // Layout: RSDP, XSDT, FADT, MADT, DSDT, each 16-byte aligned.
+        let mcfg = ecam.map { Self.mcfg($0) }
+        // Layout: RSDP, XSDT, FADT, MADT, [MCFG], DSDT, each 16-byte aligned.
         var out = ByteWriter()
         var offsets: [String: Int] = [:]
         func align() { while out.count % 16 != 0 { out.append(0) } }
         offsets["RSDP"] = 0
         out.append([UInt8](repeating: 0, count: 36)); align()
         offsets["XSDT"] = out.count
-        let xsdtSize = 36 + 2 * 8
+        let xsdtSize = 36 + (mcfg == nil ? 2 : 3) * 8
         out.append([UInt8](repeating: 0, count: xsdtSize)); align()
         offsets["FACP"] = out.count
         out.append([UInt8](repeating: 0, count: 276)); align()
         offsets["APIC"] = out.count
         out.append(madt); align()
+        if let mcfg {
+            offsets["MCFG"] = out.count
+            out.append(mcfg); align()
+        }
         offsets["DSDT"] = out.count
         out.append(dsdt); align()
 
         func address(_ sig: String) -> UInt64 { base + UInt64(offsets[sig]!) }
         let fadt = Self.fadt(dsdt: address("DSDT"), power: power)
         out.set(fadt, at: offsets["FACP"]!)
-        let xsdt = Self.table("XSDT", revision: 1, body: AML.le(address("FACP")) + AML.le(address("APIC")))
+        let xsdt = Self.table("XSDT", revision: 1, body: AML.le(address("FACP")) + AML.le(address("APIC"))
+                              + (mcfg == nil ? [] : AML.le(address("MCFG"))))
         out.set(xsdt, at: offsets["XSDT"]!)
         out.set(Self.rsdp(xsdt: address("XSDT")), at: 0)
         bytes = out.bytes
@@ -124,6 +138,17 @@ public struct ACPITables: Sendable {
         body.set(ioPortGAS(power.sleepStatus), at: at(256))
         body.set(Array("APUSVMM\0".utf8), at: at(268))  // hypervisor vendor identity
         return table("FACP", revision: 6, body: body.bytes)
+    }
+
+    /// MCFG (PCI Firmware 3.2 §4.1.2): reserved qword, then one allocation per ECAM region.
+    static func mcfg(_ ecam: ECAM) -> [UInt8] {
+        var body = ByteWriter()
+        body.append(le: UInt64(0))
+        body.append(le: ecam.base)
+        body.append(le: UInt16(0))        // segment group 0
+        body.append([ecam.firstBus, ecam.lastBus])
+        body.append(le: UInt32(0))
+        return table("MCFG", revision: 1, body: body.bytes)
     }
 
     static func madt(cpus: Int, ioapic: UInt32, lapic: UInt32) -> [UInt8] {

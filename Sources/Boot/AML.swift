@@ -117,5 +117,43 @@ public enum AML {
         [0x89, 0x06, 0x00, UInt8(0x01 | (edge ? 0x02 : 0)), 0x01] + le(gsi)
     }
 
+    /// Address-space resource types and flags (ACPI 6.4 §6.4.3.5).
+    enum AddressSpace: UInt8 { case memory = 0, io = 1, busNumber = 2 }
+    /// General flags of a window the bridge produces: fixed minimum and maximum, positive decode.
+    static let producerFixedWindow: UInt8 = 0x0C
+
+    /// WordBusNumber(ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, first, last, 0, count).
+    public static func wordBusNumber(first: UInt16, last: UInt16) -> [UInt8] {
+        wordAddress(.busNumber, typeFlags: 0, min: first, max: last)
+    }
+
+    /// WordIO(ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange, 0, min, max, 0, length).
+    public static func wordIO(min: UInt16, max: UInt16) -> [UInt8] {
+        wordAddress(.io, typeFlags: 0x03, min: min, max: max)
+    }
+
+    static func wordAddress(_ type: AddressSpace, typeFlags: UInt8, min: UInt16, max: UInt16) -> [UInt8] {
+        [0x88] + le(UInt16(13)) + [type.rawValue, producerFixedWindow, typeFlags]
+            + le(UInt16(0)) + le(min) + le(max) + le(UInt16(0)) + le(UInt16(max - min + 1))
+    }
+
+    /// DWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite, …).
+    public static func dwordMemory(base: UInt32, size: UInt32) -> [UInt8] {
+        [0x87] + le(UInt16(23)) + [AddressSpace.memory.rawValue, producerFixedWindow, 0x01]
+            + le(UInt32(0)) + le(base) + le(base + (size - 1)) + le(UInt32(0)) + le(size)
+    }
+
+    /// QWordMemory(ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite, …).
+    public static func qwordMemory(base: UInt64, size: UInt64) -> [UInt8] {
+        [0x8A] + le(UInt16(43)) + [AddressSpace.memory.rawValue, producerFixedWindow, 0x01]
+            + le(UInt64(0)) + le(base) + le(base + (size - 1)) + le(UInt64(0)) + le(size)
+    }
+
+    /// A `_PRT` entry with a static GSI: `Package { 0xSSSSFFFF, pin, 0, gsi }` — any function of
+    /// device `slot`, interrupt pin `pin` (0 = INTA#), wired to global system interrupt `gsi`.
+    public static func pciRoute(slot: UInt8, pin: UInt8, gsi: UInt32) -> [UInt8] {
+        package([integer(UInt64(slot) << 16 | 0xFFFF), integer(UInt64(pin)), integer(0), integer(UInt64(gsi))])
+    }
+
     static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 }

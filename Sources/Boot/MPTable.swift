@@ -7,9 +7,18 @@ public enum MPTable {
     static let headerLength = 44
     static let entryCountOffset = 34
 
+    /// A PCI interrupt line: device `device` on bus 0, pin `pin` (0 = INTA#) to an IOAPIC pin.
+    public struct PCIInterrupt: Sendable, Equatable {
+        public var device: UInt8, pin: UInt8, ioapicPin: UInt8
+        public init(device: UInt8, pin: UInt8, ioapicPin: UInt8) { self.device = device; self.pin = pin; self.ioapicPin = ioapicPin }
+    }
+    static let isaBus: UInt8 = 0, pciBus: UInt8 = 1
+
     /// The floating pointer then the configuration table, laid out from `base` (16-byte aligned,
-    /// inside 0xF0000–0xFFFFF where Linux scans).
-    public static func build(base: UInt64, cpus: Int, ioapicAddress: UInt32, lapicAddress: UInt32) -> [UInt8] {
+    /// inside 0xF0000–0xFFFFF where Linux scans). With `pciInterrupts`, a PCI bus (MP bus ID 1,
+    /// PCI bus 0) and its level-triggered, active-low interrupt lines are listed too.
+    public static func build(base: UInt64, cpus: Int, ioapicAddress: UInt32, lapicAddress: UInt32,
+                             pciInterrupts: [PCIInterrupt] = []) -> [UInt8] {
         let tableAddress = base + 16
         var t = ByteWriter()
         t.append(ascii: "PCMP", width: 4)
@@ -33,10 +42,14 @@ public enum MPTable {
             t.append([UInt8](repeating: 0, count: 8))
             entries += 1
         }
-        t.append([1, 0]); t.append(ascii: "ISA", width: 6); entries += 1      // bus 0: ISA
+        t.append([1, isaBus]); t.append(ascii: "ISA", width: 6); entries += 1      // bus 0: ISA
+        if !pciInterrupts.isEmpty { t.append([1, pciBus]); t.append(ascii: "PCI", width: 6); entries += 1 }
         t.append([2, ioapicID, 0x11, 0x01]); t.append(le: ioapicAddress); entries += 1
         for irq in UInt8(0)..<16 {              // ISA IRQ n → IOAPIC pin n, conforming polarity/trigger
             t.append([3, 0]); t.append(le: UInt16(0)); t.append([0, irq, ioapicID, irq]); entries += 1
+        }
+        for p in pciInterrupts {               // INT, flags: active low (3), level (3 << 2); source: device << 2 | pin
+            t.append([3, 0]); t.append(le: UInt16(0x0F)); t.append([pciBus, p.device << 2 | p.pin, ioapicID, p.ioapicPin]); entries += 1
         }
         t.append([4, 3]); t.append(le: UInt16(0)); t.append([0, 0, 0xFF, 0]); entries += 1  // ExtINT → LINT0
         t.append([4, 1]); t.append(le: UInt16(0)); t.append([0, 0, 0xFF, 1]); entries += 1  // NMI → LINT1

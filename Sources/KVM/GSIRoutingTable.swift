@@ -42,9 +42,19 @@ public struct GSIRoutingTable: Sendable, Equatable {
         routes.append(Route(gsi: gsi, target: .msi(message)))
     }
 
-    func raw() -> apus_irq_routing {
+    /// The most routes one table can carry (the C buffer's size; KVM itself allows 4096).
+    public static let capacity = Int(APUS_MAX_IRQ_ROUTES)
+
+    /// Removes every route of `gsi`.
+    public mutating func remove(gsi: UInt32) {
+        routes.removeAll { $0.gsi == gsi }
+    }
+
+    /// The table in KVM's layout; nil when it holds more routes than fit (never truncated).
+    func raw() -> apus_irq_routing? {
+        guard routes.count <= Self.capacity else { return nil }
         var raw = apus_irq_routing()
-        let count = min(routes.count, Int(APUS_MAX_IRQ_ROUTES))
+        let count = routes.count
         raw.header.nr = UInt32(count)
         withUnsafeMutableBytes(of: &raw.entries) { bytes in
             let entries = bytes.bindMemory(to: kvm_irq_routing_entry.self)

@@ -105,7 +105,9 @@ public final class VirtualMachine: Sendable {
     /// `KVM_SET_GSI_ROUTING`: replaces the whole GSI routing table. The table must repeat the
     /// IOAPIC/PIC routes the VM should keep — see `GSIRoutingTable.withDefaultIRQChipRoutes`.
     public func setGSIRouting(_ table: GSIRoutingTable) throws(KVMError) {
-        var raw = table.raw()
+        guard var raw = table.raw() else {
+            throw .system(SystemError("KVM_SET_GSI_ROUTING with \(table.routes.count) routes (at most \(GSIRoutingTable.capacity))", errno: E2BIG))
+        }
         try ioctl("KVM_SET_GSI_ROUTING", APUS_KVM_SET_GSI_ROUTING(), &raw)
     }
 

@@ -65,7 +65,8 @@ extension Machine {
         if !boot.initrd.isEmpty { params.setInitrd(address: UInt32(layout.initrdAddress), size: UInt32(boot.initrd.count)) }
         params.setMemoryMap(e820Map())
         try memory.write(MPTable.build(base: MemoryMap.mpTable, cpus: vcpus.count,
-                                       ioapicAddress: UInt32(MemoryMap.ioapic), lapicAddress: UInt32(MemoryMap.lapic)),
+                                       ioapicAddress: UInt32(MemoryMap.ioapic), lapicAddress: UInt32(MemoryMap.lapic),
+                                       pciInterrupts: pciMPInterrupts()),
                          to: GuestAddress(MemoryMap.mpTable))
         if boot.acpi {
             let tables = acpiTables()
@@ -99,7 +100,7 @@ extension Machine {
                          sleepStatus: base + UInt16(AcpiPowerDevice.sleepStatus),
                          reset: base + UInt16(AcpiPowerDevice.reset),
                          resetValue: AcpiPowerDevice.resetValue),
-            dsdtDevices: [com1] + virtioMMIODSDTDevices())
+            dsdtDevices: [com1] + virtioMMIODSDTDevices() + pciDSDTDevices(), ecam: pciECAM())
     }
 
     /// RAM below the EBDA, the reserved BIOS area, RAM from 1 MiB to the hole, RAM above 4 GiB.
@@ -107,6 +108,10 @@ extension Machine {
         var map = [E820Entry(address: 0, size: MemoryMap.conventionalEnd, kind: .ram),
                    E820Entry(address: MemoryMap.conventionalEnd, size: 0xA_0000 - MemoryMap.conventionalEnd, kind: .reserved),
                    E820Entry(address: MemoryMap.acpiTables, size: MemoryMap.biosAreaEnd - MemoryMap.acpiTables, kind: .reserved)]
+        // ECAM is MMIO, but Linux accepts an MCFG region only if the firmware reserved it.
+        if pci != nil {
+            map.append(E820Entry(address: MemoryMap.PCI.ecam, size: MemoryMap.PCI.ecamBuses << 20, kind: .reserved))
+        }
         for region in memory.regions {
             let start = max(region.start.rawValue, MemoryMap.biosAreaEnd)
             let end = region.start.rawValue + region.size

@@ -4,6 +4,8 @@ import Devices
 import GuestMemory
 import KVM
 import LinuxSupport
+import Virtio
+import PCI
 import Synchronization
 
 /// The Apus board: a KVM VM with RAM, the in-kernel irqchip, vCPUs, buses and devices.
@@ -17,8 +19,19 @@ public final class Machine: @unchecked Sendable {
     public let memory: GuestMemory
     public let vcpus: [VCPU]
     public let control = MachineControl()
-    /// The device I/O thread (ioeventfd → device → irqfd).
+    /// The board's own I/O thread (test-board doorbells); each virtio device has its own.
     public let ioLoop: IOEventLoop
+    /// One I/O thread per virtio device, so one device's slow I/O (an fdatasync) never stalls
+    /// another's queues. Started by `run`.
+    public private(set) var deviceLoops: [IOEventLoop] = []
+    /// IOAPIC pins, GSIs, MSI routes and irqfds.
+    public let interrupts: InterruptRouter
+    /// The PCI root complex, once a PCI device is added.
+    public internal(set) var pci: PCIRoot?
+    /// The virtio-pci functions, in slot order, with their INTx GSI.
+    public internal(set) var virtioPCIPlacements: [VirtioPCIPlacement] = []
+    /// Where the next BAR goes.
+    var pciAllocator: PCIResourceAllocator?
     /// COM1.
     public let serial: Serial8250
     /// Boot-time marks: first console byte and the guest's init.
@@ -26,7 +39,6 @@ public final class Machine: @unchecked Sendable {
     public private(set) var pio = Bus(name: "pio")
     public private(set) var mmio = Bus(name: "mmio")
     /// GSI routes, starting with the irqchip defaults; committed by `addMSIRoute`.
-    private var routing = GSIRoutingTable.withDefaultIRQChipRoutes()
     /// Eventfds and other objects that must live as long as the VM.
     private var keepAlive: [AnyObject] = []
     /// The virtio-mmio devices, in slot order.
@@ -69,6 +81,7 @@ public final class Machine: @unchecked Sendable {
         }
         self.vcpus = vcpus
         ioLoop = try IOEventLoop(name: "apus-io")
+        interrupts = InterruptRouter(vm: vm)
 
         // COM1's interrupt output drives IRQ 4 as a level: the in-kernel PIC and IOAPIC see an
         // edge exactly when the UART's modelled line rises (ISA IRQs are edge-triggered).
@@ -106,19 +119,35 @@ public final class Machine: @unchecked Sendable {
                            handler: @escaping IOEventLoop.Handler) throws -> EventFD {
         let event = try event ?? EventFD()
         try vm.registerIOEvent(event, at: address, match: match)
-        ioLoop.add(event, handler: handler)
+        try ioLoop.add(event, handler: handler)
         keepAlive.append(event)
         return event
     }
 
     /// Routes `gsi` to `message` and returns an irqfd that raises it when signalled.
     public func addMSIRoute(gsi: UInt32, _ message: MSIMessage) throws -> EventFD {
-        routing.setMSI(gsi: gsi, message)
-        try vm.setGSIRouting(routing)
-        let event = try EventFD()
-        try vm.registerIRQFD(event, gsi: gsi)
+        try interrupts.setMSIRoute(gsi: gsi, message)
+        let event = try interrupts.irqfd(gsi: gsi)
         keepAlive.append(event)
         return event
+    }
+
+    /// A new I/O thread for one device (started with the machine).
+    func makeDeviceLoop(for name: String) throws -> IOEventLoop {
+        // Thread names are at most 15 bytes.
+        let loop = try IOEventLoop(name: String("io-\(name)".prefix(15)))
+        deviceLoops.append(loop)
+        return loop
+    }
+
+    /// Attaches a virtio device with the configured transport.
+    public func addVirtio(_ device: any VirtioDevice) throws {
+        switch config.transport {
+        case .mmio: try addVirtioMMIO(device)
+        case .mmioLegacy: try addVirtioMMIO(device, version: 1)
+        case .pci, .pciTransitional:
+            try addVirtioPCI(device, options: .init(transitional: config.transport == .pciTransitional, notifyByPortIO: config.notify == .pio))
+        }
     }
 
     // MARK: Running
@@ -129,6 +158,7 @@ public final class Machine: @unchecked Sendable {
         installKickSignalHandler()
         do {
             try ioLoop.start()
+            for loop in deviceLoops { try loop.start() }
         } catch {
             return .vmmError("\(error)")
         }
@@ -155,6 +185,7 @@ public final class Machine: @unchecked Sendable {
         control.detachAll()
         for t in threads { t.join() }
         ioLoop.stop()
+        for loop in deviceLoops { loop.stop() }
         var total = ExitStatistics(pioDevices: pio.entries.count, mmioDevices: mmio.entries.count)
         for s in results.withLock({ $0 }) { total.merge(s) }
         statistics = total

@@ -10,6 +10,10 @@ public struct MachineConfig: Sendable {
     public var consoleOutput: @Sendable (UInt8) -> Void = standardOutputSink
     /// The KVM device.
     public var kvmPath = "/dev/kvm"
+    /// How virtio devices attach to the board.
+    public var transport: VirtioTransport = .mmio
+    /// Where virtio-pci doorbells live.
+    public var notify: NotifyMethod = .mmio
 
     public init() {}
 
@@ -22,4 +26,27 @@ public struct MachineConfig: Sendable {
 public struct MachineError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// How virtio devices attach to the board (`--transport`).
+public enum VirtioTransport: String, Sendable, CaseIterable {
+    /// virtio-mmio version 2, described in the DSDT.
+    case mmio
+    /// virtio-mmio version 1, the legacy interface (guest page numbers, no FEATURES_OK).
+    case mmioLegacy = "mmio-legacy"
+    /// virtio-pci, modern (1.0) device IDs and capabilities only.
+    case pci
+    /// virtio-pci transitional: the legacy I/O header in BAR0 and the modern capabilities.
+    case pciTransitional = "pci-transitional"
+
+    public var isPCI: Bool { self == .pci || self == .pciTransitional }
+}
+
+/// Where virtio-pci puts its notify structure (`--notify`): the doorbell the guest writes to
+/// kick a queue, caught by an ioeventfd either way.
+public enum NotifyMethod: String, Sendable, CaseIterable {
+    /// Memory BAR, zero-length ioeventfd: KVM's fast MMIO path (no instruction decode).
+    case mmio
+    /// I/O BAR, port ioeventfd: an OUT instruction, as legacy virtio-pci did.
+    case pio
 }

@@ -8,7 +8,8 @@
 /// 0x0008_0000  top of the bare-metal guests' stacks (8 KiB per vCPU, growing down)
 /// 0x0010_0000  bare-metal guest image / protected-mode kernel (1 MiB)
 /// ...          RAM up to min(memory, 3 GiB)
-/// 0xC000_0000  32-bit MMIO hole: test devices, virtio-mmio slots, PCI BARs
+/// 0xC000_0000  32-bit MMIO hole: boot timer, test devices (0xD000_0000), virtio-mmio slots
+///              (0xD100_0000), PCI ECAM (0xE000_0000, bus 0), PCI BARs (0xE100_0000–0xFDFF_FFFF)
 /// 0xFEC0_0000  IOAPIC (in-kernel)      0xFEE0_0000  LAPIC (in-kernel)
 /// 0xFFFB_C000  VMX identity-map page   0xFFFB_D000  VMX TSS (3 pages)
 /// 0x1_0000_0000  RAM above the hole, when memory > 3 GiB
@@ -58,6 +59,26 @@ public enum MemoryMap {
         public static let com1IRQ: UInt32 = 4
         /// The debug-exit port: a written byte becomes Apus's exit status.
         public static let debugExit: UInt16 = 0x501
+    }
+
+    /// The PCI root complex: configuration mechanism #1, ECAM for bus 0, and the windows the
+    /// firmware tables give the host bridge for BARs (Apus places BARs there; the guest may
+    /// move them inside).
+    public enum PCI {
+        public static let configPorts: UInt16 = 0xCF8
+        public static let configPortsLength: UInt64 = 8
+        public static let ecam: UInt64 = 0xE000_0000
+        public static let ecamBuses: UInt64 = 1
+        public static let mmioWindowBase: UInt64 = 0xE100_0000
+        public static let mmioWindowSize: UInt64 = 0xFE00_0000 - 0xE100_0000
+        public static let ioWindowBase: UInt64 = 0xC000
+        public static let ioWindowSize: UInt64 = 0x4000
+        /// A 64-bit window above RAM, described to the guest (no Apus BAR uses it yet), at 64 GiB
+        /// or above the end of RAM, whichever is higher.
+        public static func mmio64Window(ramEnd: UInt64) -> (base: UInt64, size: UInt64) {
+            let gib: UInt64 = 1 << 30
+            return (max(64 * gib, (ramEnd + gib - 1) & ~(gib - 1)), 64 * gib)
+        }
     }
 
     /// Platform MMIO devices at the bottom of the hole.

@@ -5,12 +5,11 @@ import LinuxSupport
 import Virtio
 
 extension MemoryMap {
-    /// virtio-mmio devices: one 4 KiB slot each from here, interrupt GSI 16 + slot (IOAPIC pins
-    /// above the ISA range, so they never collide with legacy devices).
+    /// virtio-mmio devices: one 4 KiB slot each from here; each takes an IOAPIC pin from the
+    /// interrupt router (pins above the ISA range, so they never collide with legacy devices).
     public enum VirtioMMIOSlots {
         public static let base: UInt64 = 0xD100_0000
         public static let slotSize: UInt64 = 0x1000
-        public static let firstGSI: UInt32 = 16
         public static let count = 8
     }
 }
@@ -27,29 +26,30 @@ public struct VirtioMMIOPlacement: Sendable {
 extension Machine {
     /// Puts `device` behind a virtio-mmio window in the next free slot and wires its data path:
     /// one ioeventfd per queue on QueueNotify (datamatch = queue index, since all queues share
-    /// the register) whose signals run the device's queue handler on the I/O thread, and one
-    /// irqfd on the slot's IOAPIC pin for its interrupts.
+    /// the register) whose signals run the device's queue handler on the device's I/O thread,
+    /// and one irqfd on the slot's IOAPIC pin for its interrupts.
     @discardableResult
-    public func addVirtioMMIO(_ device: any VirtioDevice) throws -> VirtioMMIOPlacement {
+    public func addVirtioMMIO(_ device: any VirtioDevice, version: UInt32 = 2) throws -> VirtioMMIOPlacement {
         typealias S = MemoryMap.VirtioMMIOSlots
         let slot = virtioMMIOPlacements.count
         guard slot < S.count else { throw MachineError("at most \(S.count) virtio-mmio devices fit on this board") }
         let base = S.base + UInt64(slot) * S.slotSize
-        let gsi = S.firstGSI + UInt32(slot)
+        let gsi = try interrupts.allocatePin(exclusive: true)
+        let loop = try makeDeviceLoop(for: device.name)
 
-        let irq = try EventFD()
-        try vm.registerIRQFD(irq, gsi: gsi)
+        let irq = try interrupts.irqfd(gsi: gsi)
         keep(irq)
         var queueEvents: [EventFD] = []
         for q in device.queueMaxSizes.indices {
-            let event = try addIOEvent(at: .mmio(address: base + VirtioMMIO.queueNotify, length: 4), match: .value(UInt64(q))) { _ in
-                device.processQueue(q)
-            }
+            let event = try EventFD()
+            try vm.registerIOEvent(event, at: .mmio(address: base + VirtioMMIO.queueNotify, length: 4), match: .value(UInt64(q)))
+            try loop.add(event) { _ in device.processQueue(q) }
+            keep(event)
             queueEvents.append(event)
         }
         let events = queueEvents
         let transport = VirtioMMIO(
-            device: device, memory: memory,
+            device: device, memory: memory, version: version,
             raiseInterrupt: { irq.signal() },
             // Only without a working ioeventfd does a notify reach us; pass it to the I/O thread.
             notify: { q in events[q].signal() },
@@ -61,7 +61,7 @@ extension Machine {
     }
 
     /// The DSDT entries for the virtio-mmio devices (`LNRO0005`, the ID Linux's virtio_mmio
-    /// driver matches over ACPI).
+    /// driver matches over ACPI, for both versions).
     func virtioMMIODSDTDevices() -> [[UInt8]] {
         virtioMMIOPlacements.enumerated().map { i, p in
             AML.device("VR\(i < 10 ? "0" : "")\(i)", [

@@ -2,8 +2,10 @@ import DeviceBus
 import GuestMemory
 import Synchronization
 
-/// The virtio-mmio transport, version 2 (virtio 1.2 §4.2): one 0x200-byte register window per
-/// device, plus the device configuration space from 0x100.
+/// The virtio-mmio transport (virtio 1.2 §4.2): one 0x200-byte register window per device, plus
+/// the device configuration space from 0x100. Version 2 by default; version 1 is the legacy
+/// interface (§4.2.4): queues placed by a guest page number (GuestPageSize, QueuePFN,
+/// QueueAlign) instead of three addresses and QueueReady, and no FEATURES_OK.
 ///
 /// All registers are 32-bit and must be accessed as such (config space excepted); other
 /// accesses are ignored and read as 0, as the spec allows. Queue notifications normally never
@@ -14,7 +16,9 @@ public final class VirtioMMIO: BusDevice {
     public static let magicValue: UInt64 = 0x000, version: UInt64 = 0x004, deviceID: UInt64 = 0x008
     public static let vendorID: UInt64 = 0x00C, deviceFeatures: UInt64 = 0x010, deviceFeaturesSel: UInt64 = 0x014
     public static let driverFeatures: UInt64 = 0x020, driverFeaturesSel: UInt64 = 0x024
+    public static let guestPageSize: UInt64 = 0x028    // version 1 only
     public static let queueSel: UInt64 = 0x030, queueNumMax: UInt64 = 0x034, queueNum: UInt64 = 0x038
+    public static let queueAlign: UInt64 = 0x03C, queuePFN: UInt64 = 0x040   // version 1 only
     public static let queueReady: UInt64 = 0x044, queueNotify: UInt64 = 0x050
     public static let interruptStatus: UInt64 = 0x060, interruptACK: UInt64 = 0x064, status: UInt64 = 0x070
     public static let queueDescLow: UInt64 = 0x080, queueDescHigh: UInt64 = 0x084
@@ -31,12 +35,18 @@ public final class VirtioMMIO: BusDevice {
 
     public var name: String { device.name }
     public let device: any VirtioDevice
+    /// 2 (virtio 1.0 and later) or 1 (legacy).
+    public let version: UInt32
     private let memory: GuestMemory
     private let state: Mutex<VirtioState>
     private let interrupt: Interrupt
     private let notify: @Sendable (Int) -> Void
     private let log: @Sendable (String) -> Void
     private let notifyExits = Atomic<Int>(0)
+    /// Version 1: the guest's page size and used-ring alignment, for QueuePFN.
+    private let guestPageSizeValue = Atomic<UInt32>(4096)
+    private let queueAlignValue = Atomic<UInt32>(4096)
+    private var legacyPageSize: UInt64 { UInt64(guestPageSizeValue.load(ordering: .relaxed)) }
 
     /// QueueNotify writes that exited to userspace instead of being caught by an ioeventfd.
     public var notificationsThroughExits: Int { notifyExits.load(ordering: .relaxed) }
@@ -44,15 +54,18 @@ public final class VirtioMMIO: BusDevice {
     /// - Parameters:
     ///   - raiseInterrupt: asserts the device's interrupt line (an irqfd signal).
     ///   - notify: hands a queue notification to the device's I/O thread.
-    public init(device: any VirtioDevice, memory: GuestMemory, raiseInterrupt: @escaping @Sendable () -> Void,
+    public init(device: any VirtioDevice, memory: GuestMemory, version: UInt32 = 2, raiseInterrupt: @escaping @Sendable () -> Void,
                 notify: @escaping @Sendable (Int) -> Void, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        precondition(version == 1 || version == 2)
         self.device = device
+        self.version = version
         self.memory = memory
         state = Mutex(VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes))
         interrupt = Interrupt(raise: raiseInterrupt)
         self.notify = notify
         self.log = log
         interrupt.markNeedsReset = { [weak self] in self?.state.withLock { $0.setNeedsReset() } }
+        interrupt.bumpGeneration = { [weak self] in self?.state.withLock { $0.bumpConfigGeneration() } }
     }
 
     /// InterruptStatus bits and the line behind them, shared with the device's I/O thread.
@@ -61,6 +74,7 @@ public final class VirtioMMIO: BusDevice {
         let raise: @Sendable () -> Void
         // Set once in VirtioMMIO.init, before the object is shared.
         var markNeedsReset: @Sendable () -> Void = {}
+        var bumpGeneration: @Sendable () -> Void = {}
         init(raise: @escaping @Sendable () -> Void) { self.raise = raise }
         func deviceNeedsReset() {
             markNeedsReset()
@@ -71,6 +85,7 @@ public final class VirtioMMIO: BusDevice {
             raise()
         }
         func signalConfigChange() {
+            bumpGeneration()
             status.bitwiseOr(VirtioMMIO.interruptConfigChange, ordering: .releasing)
             raise()
         }
@@ -85,12 +100,15 @@ public final class VirtioMMIO: BusDevice {
         let value: UInt32 = state.withLock { s in
             switch offset {
             case Self.magicValue: return Self.magic
-            case Self.version: return 2
+            case Self.version: return version
             case Self.deviceID: return device.deviceType
             case Self.vendorID: return Self.vendor
-            case Self.deviceFeatures: return s.deviceFeaturesWindow
+            // A legacy (version 1) device does not offer VERSION_1: a driver that saw it would
+            // negotiate the modern interface over the legacy registers.
+            case Self.deviceFeatures: return version == 1 && s.deviceFeaturesSelect == 1 ? s.deviceFeaturesWindow & ~1 : s.deviceFeaturesWindow
             case Self.queueNumMax: return s.selectedQueue.map { UInt32(s.queueMaxSizes[$0]) } ?? 0
-            case Self.queueReady: return s.selectedQueue.map { s.queues[$0].ready ? 1 : 0 } ?? 0
+            case Self.queueReady where version == 2: return s.selectedQueue.map { s.queues[$0].ready ? 1 : 0 } ?? 0
+            case Self.queuePFN where version == 1: return s.legacyQueuePage(pageSize: legacyPageSize)
             case Self.interruptStatus: return interrupt.status.load(ordering: .acquiring)
             case Self.status: return UInt32(s.status)
             case Self.configGeneration: return s.configGeneration
@@ -128,14 +146,23 @@ public final class VirtioMMIO: BusDevice {
             case Self.driverFeaturesSel: s.driverFeaturesSelect = value
             case Self.queueSel: s.queueSelect = value
             case Self.queueNum: updateQueue { $0.size = UInt16(truncatingIfNeeded: value) }
-            case Self.queueReady: if let q = s.selectedQueue { s.queues[q].ready = value & 1 != 0 }
-            case Self.queueDescLow: updateQueue { $0.descriptorTable = ($0.descriptorTable & ~0xFFFF_FFFF) | UInt64(value) }
-            case Self.queueDescHigh: updateQueue { $0.descriptorTable = ($0.descriptorTable & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case Self.queueDriverLow: updateQueue { $0.driverArea = ($0.driverArea & ~0xFFFF_FFFF) | UInt64(value) }
-            case Self.queueDriverHigh: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case Self.queueDeviceLow: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
-            case Self.queueDeviceHigh: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case Self.status: return s.writeStatus(UInt8(truncatingIfNeeded: value))
+            case Self.queueReady where version == 2: if let q = s.selectedQueue { s.queues[q].ready = value & 1 != 0 }
+            case Self.guestPageSize where version == 1:
+                // A power of two the driver's pages really have; anything else keeps 4 KiB.
+                if value.nonzeroBitCount == 1 && value >= 1024 && value <= 1 << 16 { guestPageSizeValue.store(value, ordering: .relaxed) }
+            case Self.queueAlign where version == 1:
+                if value.nonzeroBitCount == 1 && value <= 1 << 16 { queueAlignValue.store(value, ordering: .relaxed) }
+            case Self.queuePFN where version == 1:
+                if s.status & DeviceStatus.driverOK == 0 {
+                    s.setLegacyQueue(pageNumber: value, pageSize: legacyPageSize, align: UInt64(queueAlignValue.load(ordering: .relaxed)))
+                }
+            case Self.queueDescLow where version == 2: updateQueue { $0.descriptorTable = ($0.descriptorTable & ~0xFFFF_FFFF) | UInt64(value) }
+            case Self.queueDescHigh where version == 2: updateQueue { $0.descriptorTable = ($0.descriptorTable & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case Self.queueDriverLow where version == 2: updateQueue { $0.driverArea = ($0.driverArea & ~0xFFFF_FFFF) | UInt64(value) }
+            case Self.queueDriverHigh where version == 2: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case Self.queueDeviceLow where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
+            case Self.queueDeviceHigh where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case Self.status: return s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
             default: break
             }
             return .none
@@ -145,6 +172,8 @@ public final class VirtioMMIO: BusDevice {
         case .reset:
             device.reset()
             interrupt.status.store(0, ordering: .releasing)
+            guestPageSizeValue.store(4096, ordering: .relaxed)
+            queueAlignValue.store(4096, ordering: .relaxed)
         case .activate:
             activate()
         }
@@ -153,23 +182,10 @@ public final class VirtioMMIO: BusDevice {
     /// DRIVER_OK: validate every ready queue and hand them to the device, or mark the device
     /// DEVICE_NEEDS_RESET (with a config-change interrupt) if the driver's setup is broken.
     private func activate() {
-        let (queues, features): ([SplitQueue?]?, UInt64) = state.withLock { s in
-            do {
-                return (try s.makeQueues(memory: memory), s.driverFeatures)
-            } catch {
-                log("\(device.name): refusing DRIVER_OK: \(error)")
-                s.setNeedsReset()
-                return (nil, 0)
-            }
+        let prepared: Result<([SplitQueue?], UInt64), QueueError> = state.withLock { s in
+            Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }
         }
-        guard let queues else { interrupt.signalConfigChange(); return }
-        do {
-            try device.activate(features: features, queues: queues, interrupt: interrupt)
-        } catch {
-            log("\(device.name): activation failed: \(error)")
-            state.withLock { $0.setNeedsReset() }
-            interrupt.signalConfigChange()
-        }
+        if !startDevice(device, prepared, interrupt: interrupt, log: log) { interrupt.deviceNeedsReset() }
     }
 
     public func registerName(offset: UInt64, isWrite: Bool) -> String? {
@@ -185,6 +201,9 @@ public final class VirtioMMIO: BusDevice {
         case Self.queueSel: "QueueSel"
         case Self.queueNumMax: "QueueNumMax"
         case Self.queueNum: "QueueNum"
+        case Self.guestPageSize: "GuestPageSize"
+        case Self.queueAlign: "QueueAlign"
+        case Self.queuePFN: "QueuePFN"
         case Self.queueReady: "QueueReady"
         case Self.queueNotify: "QueueNotify"
         case Self.interruptStatus: "InterruptStatus"

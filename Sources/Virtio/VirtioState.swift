@@ -52,7 +52,10 @@ public struct VirtioState: Sendable {
     }
 
     /// Applies a status write, following the state machine of virtio 1.2 §3.1.1.
-    public mutating func writeStatus(_ value: UInt8) -> StatusAction {
+    ///
+    /// A `legacy` driver (a legacy interface: virtio-pci's I/O header, virtio-mmio version 1)
+    /// knows no FEATURES_OK: its features are final when it sets DRIVER_OK.
+    public mutating func writeStatus(_ value: UInt8, legacy: Bool = false) -> StatusAction {
         if value == 0 {
             self = VirtioState(offeredFeatures: offeredFeatures, queueMaxSizes: queueMaxSizes)
             return .reset
@@ -60,7 +63,7 @@ public struct VirtioState: Sendable {
         var next = value
         // FEATURES_OK is refused (left clear, so the driver's read-back fails) when the driver
         // accepted a bit the device did not offer, or dropped VERSION_1.
-        if value & DeviceStatus.featuresOK != 0 && status & DeviceStatus.featuresOK == 0 {
+        if !legacy && value & DeviceStatus.featuresOK != 0 && status & DeviceStatus.featuresOK == 0 {
             let unknown = driverFeatures & ~offeredFeatures
             if unknown != 0 || driverFeatures & VirtioFeature.version1 == 0 {
                 next &= ~DeviceStatus.featuresOK
@@ -69,13 +72,37 @@ public struct VirtioState: Sendable {
         // Bits, once set, stay set until reset (a driver cannot un-acknowledge).
         next |= status & (DeviceStatus.acknowledge | DeviceStatus.driver | DeviceStatus.featuresOK | DeviceStatus.driverOK)
         let activating = next & DeviceStatus.driverOK != 0 && status & DeviceStatus.driverOK == 0
-        if activating && next & DeviceStatus.featuresOK == 0 {
+        if activating && !legacy && next & DeviceStatus.featuresOK == 0 {
             next &= ~DeviceStatus.driverOK     // DRIVER_OK without FEATURES_OK: ignored
             status = next
             return .none
         }
         status = next
         return activating ? .activate : .none
+    }
+
+    /// Records a change of the device configuration (the driver rereads until the generation
+    /// is stable, virtio 1.2 §2.5.1).
+    public mutating func bumpConfigGeneration() { configGeneration &+= 1 }
+
+    /// Sets up the selected queue the legacy way (virtio 0.9.5 §2.3): one guest page number, the
+    /// rings laid out after each other with the used ring aligned to `align`, at the queue's
+    /// size (its maximum unless the transport lets the driver set it). Page 0 takes the queue down.
+    public mutating func setLegacyQueue(pageNumber: UInt32, pageSize: UInt64 = 4096, align: UInt64 = 4096) {
+        guard let q = selectedQueue else { return }
+        guard pageNumber != 0 else { queues[q].ready = false; return }
+        let size = UInt64(queues[q].size)
+        let desc = UInt64(pageNumber) &* pageSize
+        let avail = desc &+ 16 &* size
+        let alignMask = align &- 1
+        let used = (avail &+ 6 &+ 2 &* size &+ alignMask) & ~alignMask
+        queues[q] = QueueSetup(size: queues[q].size, ready: true, descriptorTable: desc, driverArea: avail, deviceArea: used)
+    }
+
+    /// The selected queue's legacy page number (its descriptor table / page size).
+    public func legacyQueuePage(pageSize: UInt64 = 4096) -> UInt32 {
+        guard let q = selectedQueue, queues[q].ready, pageSize > 0 else { return 0 }
+        return UInt32(truncatingIfNeeded: queues[q].descriptorTable / pageSize)
     }
 
     /// Marks the device broken; the driver must reset it.

@@ -25,6 +25,9 @@ flavour() { sed 's/^linux-image-//' "$1/kernel-package" 2>/dev/null || echo unkn
 if [ "${1-}" = --list ]; then
     for g in boot-smp-memory-cmdline:$LIMIT reboot-i8042-and-acpi:$((2 * LIMIT)) \
              acpi-off-mptable-smp:$LIMIT mmio-disk-rng:$LIMIT console-input-ttyS0-hvc0:$((2 * LIMIT)) \
+             pci-disk-rng-hvc0-msix-smp:$((2 * LIMIT)) pci-pio-notify-disk-rng:$LIMIT \
+             pci-transitional-legacy-and-modern-driver:$((2 * LIMIT)) pci-nomsi-intx-disk-rng:$LIMIT \
+             pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng:$LIMIT \
              mmio-disk-durability-sigkill:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
         echo "${g%%:*} ${g##*:}"
@@ -120,6 +123,35 @@ typed_input() {
     fi
 }
 
+# disk_rng NAME CMDLINE-WORDS ARGS...: boots the disk scenario with a writable and a read-only
+# disk and virtio-rng, on the transport ARGS choose, and checks what the guest and the host see.
+disk_rng() {
+    n=$1 words=$2; shift 2
+    dd if=/dev/zero of="$WORK/$n.img" bs=1M count=32 2>/dev/null
+    dd if=/dev/zero of="$WORK/$n-ro.img" bs=1M count=4 2>/dev/null
+    printf 'apus-readonly-disk' | dd of="$WORK/$n-ro.img" conv=notrunc 2>/dev/null
+    boot "$n" --disk "path=$WORK/$n.img" --disk "path=$WORK/$n-ro.img,readonly=on" --rng "$@" \
+        --cmdline "$BASE apus.test=disk apus.expect.rng=1 $words"
+    status=$?
+    case $words in
+        *apus.end=reboot*) expect $n-boot-reboots $([ $status -eq 32 ]; echo $?) "apus exit status $status (the i8042 reset)" ;;
+        *) expect $n-boot-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status" ;;
+    esac
+    guest_check $n-disk-found "$WORK/$n.log" disk.found
+    guest_check $n-disk-mkfs-mount-write "$WORK/$n.log" disk.write
+    guest_check $n-disk-read-back "$WORK/$n.log" disk.read-back
+    guest_check $n-disk-readonly-reads "$WORK/$n.log" disk.ro-read
+    guest_check $n-disk-readonly-refuses-writes "$WORK/$n.log" disk.ro-write
+    guest_check $n-rng-hwrng-returns-data "$WORK/$n.log" disk.hwrng
+    for w in $words; do
+        case $w in apus.expect.*) c=${w#apus.expect.}; guest_check $n-${c%%=*} "$WORK/$n.log" disk.${c%%=*} ;; esac
+    done
+    grep -aq apus-e2e-file-content-4711 "$WORK/$n.img"
+    expect $n-disk-data-reaches-image $? "the host finds the guest's file content in $n.img"
+    grep -aq apus-readonly-disk "$WORK/$n-ro.img"
+    expect $n-disk-readonly-image-unchanged $? "$n-ro.img still starts with its marker"
+}
+
 # show_logs: the tails of this group's logs (inside the nested host they are gone afterwards).
 show_logs() {
     for f in "$WORK"/*.log "$WORK"/*.err; do
@@ -167,23 +199,28 @@ acpi-off-mptable-smp)
     done ;;
 mmio-disk-rng)
     # virtio-blk over virtio-mmio (a writable and a read-only disk) and virtio-rng.
-    dd if=/dev/zero of="$WORK/disk.img" bs=1M count=32 2>/dev/null
-    dd if=/dev/zero of="$WORK/ro.img" bs=1M count=4 2>/dev/null
-    printf 'apus-readonly-disk' | dd of="$WORK/ro.img" conv=notrunc 2>/dev/null
-    boot disk --disk "path=$WORK/disk.img" --disk "path=$WORK/ro.img,readonly=on" --rng \
-        --cmdline "$BASE apus.test=disk apus.expect.rng=1"
-    status=$?
-    expect disk-boot-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status"
-    guest_check disk-found-over-acpi "$WORK/disk.log" disk.found
-    guest_check disk-mkfs-mount-write "$WORK/disk.log" disk.write
-    guest_check disk-read-back "$WORK/disk.log" disk.read-back
-    guest_check disk-readonly-reads "$WORK/disk.log" disk.ro-read
-    guest_check disk-readonly-refuses-writes "$WORK/disk.log" disk.ro-write
-    guest_check rng-hwrng-returns-data "$WORK/disk.log" disk.hwrng
-    grep -aq apus-e2e-file-content-4711 "$WORK/disk.img"
-    expect disk-data-reaches-image $? "the host finds the guest's file content in disk.img"
-    grep -aq apus-readonly-disk "$WORK/ro.img"
-    expect disk-readonly-image-unchanged $? "ro.img still starts with its marker" ;;
+    disk_rng mmio "apus.expect.bus=mmio apus.expect.version1=1" ;;
+mmio-legacy-disk-rng)
+    # The same over virtio-mmio version 1 (the legacy interface: QueuePFN, no FEATURES_OK).
+    disk_rng mmio-legacy "apus.expect.bus=mmio apus.expect.version1=0" --transport mmio-legacy ;;
+pci-disk-rng-hvc0-msix-smp)
+    # virtio-pci 1.0 on two CPUs: disk, rng and MSI-X vectors that count; then hvc0 over PCI.
+    disk_rng pci "apus.expect.bus=pci apus.expect.msix=1 apus.expect.version1=1" --transport pci --cpus 2
+    typed_input hvc0-pci-input --console virtio --transport pci --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
+pci-pio-notify-disk-rng)
+    # The notify structure in an I/O BAR: doorbells are port writes caught by port ioeventfds.
+    disk_rng pci-pio "apus.expect.bus=pci apus.expect.msix=1" --transport pci --notify pio ;;
+pci-transitional-legacy-and-modern-driver)
+    # One transitional device, two drivers: Linux's legacy virtio-pci driver (force_legacy) uses
+    # the I/O header in BAR0; without it the modern driver uses the capabilities.
+    disk_rng pci-legacy "virtio_pci.force_legacy=1 apus.expect.bus=pci apus.expect.msix=1 apus.expect.version1=0" --transport pci-transitional
+    disk_rng pci-transitional "apus.expect.bus=pci apus.expect.version1=1" --transport pci-transitional ;;
+pci-nomsi-intx-disk-rng)
+    # pci=nomsi: interrupts through INTx, the _PRT route to an IOAPIC pin, and ISR read-to-clear.
+    disk_rng pci-intx "pci=nomsi apus.expect.bus=pci apus.expect.intx=1" --transport pci ;;
+pci-acpi-off-disk)
+    # Without ACPI the kernel finds the PCI bus through configuration mechanism #1.
+    disk_rng pci-acpi-off "reboot=k apus.end=reboot apus.expect.bus=pci" --transport pci --acpi off ;;
 mmio-disk-durability-sigkill)
     # What apus acknowledged is in the image even when apus dies at once: SIGKILL the moment
     # the guest reports its data durable, with the write-back cache and FLUSH, and with the

@@ -86,7 +86,7 @@ struct apus_msrs {
     struct kvm_msrs header;
     struct kvm_msr_entry entries[APUS_MAX_MSR_ENTRIES];
 };
-#define APUS_MAX_IRQ_ROUTES 128
+#define APUS_MAX_IRQ_ROUTES 1024
 struct apus_irq_routing {
     struct kvm_irq_routing header;
     struct kvm_irq_routing_entry entries[APUS_MAX_IRQ_ROUTES];
