@@ -17,7 +17,8 @@ public struct RunCommand: ParsableCommand {
 
         Bare metal: a flat 64-bit binary loaded at 1 MiB and started in long mode on every vCPU, \
         with the low 4 GiB identity-mapped, RDI = vCPU index and RSI = vCPU count (see \
-        guest/bare/board.inc for the devices it can use).
+        guest/bare/board.inc for the devices it can use). --disk and --rng attach virtio devices \
+        to a bare-metal guest too, on any --transport: a guest of your own can drive (or attack) them.
 
         Exit status: 0 when the guest powers off; 32 when it reboots; the byte a bare guest writes \
         to the debug-exit port (0x501); 70 when the guest crashes (triple fault, failed entry, KVM \
@@ -91,22 +92,25 @@ public struct RunCommand: ParsableCommand {
 
     public init() {}
 
-    /// The validated machine configuration these options describe.
+    /// The machine configuration these options describe (validated by `MachineConfig.validate`).
     public func machineConfig() throws -> MachineConfig {
         var config = MachineConfig()
-        guard cpus >= 1 else { throw ValidationError("--cpus must be at least 1") }
         config.cpus = cpus
         do {
             config.memorySize = try parseSize(memory)
         } catch {
             throw ValidationError("--memory: \(error)")
         }
-        guard config.memorySize >= MachineConfig.minimumMemory, config.memorySize % (2 << 20) == 0 else {
-            throw ValidationError("--memory must be a multiple of 2 MiB and at least 2M (got \(memory))")
-        }
         config.traceExits = trace.contains(.exits)
         config.transport = transport
         config.notify = notify
+        config.devices = disk.map { .disk(path: $0.path, readOnly: $0.readOnly) } + (rng ? [.rng] : [])
+            + (console == .virtio ? [.console] : [])
+        do {
+            try config.validate()
+        } catch {
+            throw ValidationError(error.description)
+        }
         return config
     }
 
@@ -115,9 +119,7 @@ public struct RunCommand: ParsableCommand {
         case (nil, nil): throw ValidationError("nothing to boot: give --kernel FILE (Linux) or --bare FILE")
         case (.some, .some): throw ValidationError("--kernel and --bare exclude each other")
         case (nil, .some) where initrd != nil: throw ValidationError("--initrd needs --kernel")
-        case (nil, .some) where !disk.isEmpty || rng: throw ValidationError("--disk and --rng need --kernel")
-        case _ where notify == .pio && !transport.isPCI:
-            throw ValidationError("--notify pio needs a PCI transport (--transport pci or pci-transitional): virtio-mmio has one doorbell register in its MMIO window")
+        case (nil, .some) where console == .virtio: throw ValidationError("--console virtio needs --kernel (a bare-metal guest's console is COM1)")
         case (nil, .some) where cpus > MemoryMap.bareMaxCPUs:
             throw ValidationError("--cpus \(cpus): a bare-metal guest runs on at most \(MemoryMap.bareMaxCPUs) vCPUs")
         default: break
@@ -132,27 +134,14 @@ public struct RunCommand: ParsableCommand {
         let ramdisk = try initrd.map { try load($0, what: "initrd") } ?? []
         let consoleFile = try console.openOutput()
         config.consoleOutput = console.sink(fd: consoleFile)
-        var virtioConsole: VirtioConsole?
+        config.consoleBulkOutput = console.bulkSink(fd: consoleFile)
 
         let machine: Machine
-        var board: TestBoard?
         do {
-            machine = try Machine(config: config)
+            machine = try Machine.assemble(config, board: bare != nil ? .bare() : .linux)
             if bare != nil {
-                board = try machine.installTestBoard()
                 try machine.loadBare(image: image)
             } else {
-                for (i, spec) in disk.enumerated() {
-                    let backend = try FileBlockBackend(path: spec.path, readOnly: spec.readOnly)
-                    try machine.addVirtio(VirtioBlock(name: "virtio-blk\(i)", backend: backend, serial: "apus-disk\(i)",
-                                                      log: { fputsError("apus: \($0)") }))
-                }
-                if rng { try machine.addVirtio(VirtioEntropy(log: { fputsError("apus: \($0)") })) }
-                if console == .virtio {
-                    let device = VirtioConsole(output: console.bulkSink(fd: consoleFile), log: { fputsError("apus: \($0)") })
-                    try machine.addVirtio(device)
-                    virtioConsole = device
-                }
                 try machine.loadLinux(LinuxBoot(kernel: image, initrd: ramdisk, commandLine: commandLine, acpi: acpi == .on))
             }
         } catch {
@@ -169,7 +158,7 @@ public struct RunCommand: ParsableCommand {
         SignalWatcher.start(control: machine.control)
         let serial = machine.serial
         let deliver: @Sendable ([UInt8]) -> Int
-        if let virtioConsole {
+        if let virtioConsole = machine.virtioConsole {
             deliver = { bytes in virtioConsole.receive(bytes) }
         } else {
             deliver = { bytes in serial.receive(bytes) }
@@ -179,7 +168,7 @@ public struct RunCommand: ParsableCommand {
         input?.join()
         terminal?.restore()
         if consoleFile > 2 { close(consoleFile) }
-        report(reason, machine: machine, board: board)
+        report(reason, machine: machine, board: machine.testBoard)
         if case .guestCrash = reason, kernel != nil, !backend.runsLinux {
             fputsError("apus: the crash is most likely this host's /dev/kvm (\(backend.name)), which cannot run a stock Linux kernel: \(Self.linuxHint)")
         }

@@ -32,6 +32,10 @@ public final class Machine: @unchecked Sendable {
     public internal(set) var virtioPCIPlacements: [VirtioPCIPlacement] = []
     /// Where the next BAR goes.
     var pciAllocator: PCIResourceAllocator?
+    /// The bare-metal test board, on a `.bare` board.
+    public internal(set) var testBoard: TestBoard?
+    /// The virtio console, when the config has one (the CLI feeds it typed input).
+    public internal(set) var virtioConsole: VirtioConsole?
     /// COM1.
     public let serial: Serial8250
     /// Boot-time marks: first console byte and the guest's init.
@@ -53,12 +57,10 @@ public final class Machine: @unchecked Sendable {
     /// memory → vCPUs (each with CPUID, MSRs, FPU, LAPIC) → legacy devices.
     public init(config: MachineConfig) throws {
         self.config = config
+        try config.validate()
         let kvm = try KVMSystem(path: config.kvmPath)
         guard config.cpus >= 1, config.cpus <= min(kvm.maxVCPUs, 254) else {
             throw MachineError("--cpus \(config.cpus) is out of range: this KVM allows 1 to \(min(kvm.maxVCPUs, 254))")
-        }
-        guard config.memorySize >= MachineConfig.minimumMemory, config.memorySize % (2 << 20) == 0 else {
-            throw MachineError("--memory must be a multiple of 2 MiB and at least 2 MiB")
         }
         self.kvm = kvm
         vm = try kvm.createVM()

@@ -1,4 +1,8 @@
-/// What a machine is built from: sizes and switches that do not depend on what it boots.
+import LinuxSupport
+
+/// What a machine is built from: sizes, switches and the devices to attach. The CLI only turns
+/// options into one of these; `validate` is the one place that says what is allowed, and
+/// `Machine.assemble` builds the board from it.
 public struct MachineConfig: Sendable {
     /// Number of vCPUs (each gets a thread).
     public var cpus: Int = 1
@@ -14,12 +18,48 @@ public struct MachineConfig: Sendable {
     public var transport: VirtioTransport = .mmio
     /// Where virtio-pci doorbells live.
     public var notify: NotifyMethod = .mmio
+    /// The virtio devices, in the order they are attached (slot order, /dev/vda before /dev/vdb).
+    public var devices: [DeviceSpec] = []
+    /// Where a virtio console's output goes, in pieces (one write(2) each).
+    public var consoleBulkOutput: @Sendable (UnsafeRawBufferPointer) -> Void = { _ in }
+    /// Where devices report what went wrong (guest errors, I/O errors).
+    public var log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
 
     public init() {}
 
     /// The smallest RAM Apus accepts: the boot structures live in the first MiB and a guest
     /// needs room above it.
     public static let minimumMemory: UInt64 = 2 << 20
+
+    /// Refuses a configuration no board can be built from, with a message for the user.
+    /// (Limits that depend on the host, like KVM's vCPU maximum, are checked when building.)
+    public func validate() throws(MachineError) {
+        guard cpus >= 1 else { throw MachineError("--cpus must be at least 1") }
+        guard memorySize >= Self.minimumMemory, memorySize % (2 << 20) == 0 else {
+            throw MachineError("--memory must be a multiple of 2 MiB and at least 2M")
+        }
+        if notify == .pio && !transport.isPCI {
+            throw MachineError("--notify pio needs a PCI transport (--transport pci or pci-transitional): virtio-mmio has one doorbell register in its MMIO window")
+        }
+        let limit = transport.isPCI ? Self.maxPCIDevices : MemoryMap.VirtioMMIOSlots.count
+        if devices.count > limit {
+            throw MachineError("\(devices.count) virtio devices: at most \(limit) fit on \(transport.isPCI ? "PCI bus 0" : "the virtio-mmio slots")")
+        }
+        if devices.filter({ $0 == .console }).count > 1 { throw MachineError("only one virtio console") }
+    }
+
+    /// Bus 0 has 32 slots; the host bridge takes one.
+    public static let maxPCIDevices = 31
+}
+
+/// A virtio device to attach.
+public enum DeviceSpec: Sendable, Equatable {
+    /// virtio-blk on a raw image file or block device (locked: exclusively unless read-only).
+    case disk(path: String, readOnly: Bool)
+    /// virtio-rng, fed by getrandom(2).
+    case rng
+    /// virtio-console (hvc0), its output to `MachineConfig.consoleBulkOutput`.
+    case console
 }
 
 /// A configuration or setup problem, phrased for the user.

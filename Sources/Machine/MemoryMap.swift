@@ -53,12 +53,34 @@ public enum MemoryMap {
         return ranges
     }
 
+    /// ACPI tables (the RSDP first) and the MP table live in the old BIOS area, marked reserved.
+    public static let acpiTables: UInt64 = 0xE_0000
+    public static let mpTable: UInt64 = 0xF_0000
+    public static let biosAreaEnd: UInt64 = 0x10_0000
+    /// Top of conventional memory; the EBDA would start here on a PC.
+    public static let conventionalEnd: UInt64 = 0x9_FC00
+
     /// Legacy I/O ports.
     public enum Port {
         public static let com1: UInt16 = 0x3F8
         public static let com1IRQ: UInt32 = 4
         /// The debug-exit port: a written byte becomes Apus's exit status.
         public static let debugExit: UInt16 = 0x501
+    }
+
+    public enum PowerPorts {
+        /// `AcpiPowerDevice`: sleep control, sleep status, reset.
+        public static let base: UInt16 = 0x600
+        /// The i8042 command/status port.
+        public static let i8042Command: UInt16 = 0x64
+    }
+
+    /// virtio-mmio devices: one 4 KiB slot each from here; each takes an IOAPIC pin from the
+    /// interrupt router (pins above the ISA range, so they never collide with legacy devices).
+    public enum VirtioMMIOSlots {
+        public static let base: UInt64 = 0xD100_0000
+        public static let slotSize: UInt64 = 0x1000
+        public static let count = 8
     }
 
     /// The PCI root complex: configuration mechanism #1, ECAM for bus 0, and the windows the

@@ -4,16 +4,6 @@ import KVM
 import LinuxSupport
 import Virtio
 
-extension MemoryMap {
-    /// virtio-mmio devices: one 4 KiB slot each from here; each takes an IOAPIC pin from the
-    /// interrupt router (pins above the ISA range, so they never collide with legacy devices).
-    public enum VirtioMMIOSlots {
-        public static let base: UInt64 = 0xD100_0000
-        public static let slotSize: UInt64 = 0x1000
-        public static let count = 8
-    }
-}
-
 /// A virtio-mmio device placed on the board, as the firmware tables describe it.
 public struct VirtioMMIOPlacement: Sendable {
     public let base: UInt64

@@ -1,0 +1,61 @@
+import Devices
+import Virtio
+
+/// Which board a machine gets besides its core (vCPUs, RAM, COM1, boot timer).
+public enum BoardKind: Sendable {
+    /// For Linux: the ACPI power registers and the i8042 reset port.
+    case linux
+    /// For bare-metal test guests: the test board's probes and doorbells.
+    case bare(TestBoard.InterruptDelivery = .irqfd)
+}
+
+extension Machine {
+    /// Builds a whole board from `config`, in named steps:
+    /// 1. `init`: the VM, its memory map, the in-kernel irqchip, the vCPUs, COM1, the boot timer;
+    /// 2. `installPlatformDevices`: what the board kind adds (power and reset, or the test board);
+    /// 3. `installVirtioDevices`: `config.devices`, each on `config.transport`.
+    /// Nothing the guest sees is added later: loading a guest only writes memory.
+    public static func assemble(_ config: MachineConfig, board: BoardKind) throws -> Machine {
+        try config.validate()
+        let machine = try Machine(config: config)
+        try machine.installPlatformDevices(board)
+        try machine.installVirtioDevices()
+        return machine
+    }
+
+    func installPlatformDevices(_ board: BoardKind) throws {
+        switch board {
+        case .linux: try installPowerDevices()
+        case let .bare(delivery): testBoard = try installTestBoard(interrupts: delivery)
+        }
+    }
+
+    /// The ACPI power registers and the i8042 reset port.
+    func installPowerDevices() throws {
+        let control = self.control
+        try registerPIO(AcpiPowerDevice(onPowerOff: { control.requestStop(.powerOff) },
+                                        onReset: { control.requestStop(.reboot) }),
+                        port: MemoryMap.PowerPorts.base, length: AcpiPowerDevice.length)
+        try registerPIO(I8042ResetPort(onReset: { control.requestStop(.reboot) }),
+                        port: MemoryMap.PowerPorts.i8042Command, length: 1)
+    }
+
+    /// Builds each device's backend and attaches it; disks are named vda, vdb… in order.
+    func installVirtioDevices() throws {
+        var disks = 0
+        for spec in config.devices {
+            switch spec {
+            case let .disk(path, readOnly):
+                let backend = try FileBlockBackend(path: path, readOnly: readOnly)
+                try addVirtio(VirtioBlock(name: "virtio-blk\(disks)", backend: backend, serial: "apus-disk\(disks)", log: config.log))
+                disks += 1
+            case .rng:
+                try addVirtio(VirtioEntropy(log: config.log))
+            case .console:
+                let device = VirtioConsole(output: config.consoleBulkOutput, log: config.log)
+                try addVirtio(device)
+                virtioConsole = device
+            }
+        }
+    }
+}
