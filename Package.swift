@@ -3,6 +3,7 @@
 //
 // Module layering (each depends only on modules above it; see docs/architecture.md):
 //   CKVM          C headers: <linux/kvm.h>, ioctl numbers, a non-variadic ioctl
+//   ByteOrder     little-endian byte helpers (a leaf: every module that reads or builds bytes)
 //   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals
 //   GuestMemory   guest-physical RAM with bounds-checked access
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
@@ -27,14 +28,15 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKVM"),
+        .target(name: "ByteOrder", swiftSettings: strict),
         .target(name: "LinuxSupport", dependencies: ["CKVM"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
-        .target(name: "DeviceBus", swiftSettings: strict),
-        .target(name: "Boot", swiftSettings: strict),
-        .target(name: "PCI", dependencies: ["DeviceBus"], swiftSettings: strict),
-        .target(name: "Virtio", dependencies: ["GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
-        .target(name: "Devices", dependencies: ["CKVM", "DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
+        .target(name: "DeviceBus", dependencies: ["ByteOrder"], swiftSettings: strict),
+        .target(name: "Boot", dependencies: ["ByteOrder"], swiftSettings: strict),
+        .target(name: "PCI", dependencies: ["ByteOrder", "DeviceBus"], swiftSettings: strict),
+        .target(name: "Virtio", dependencies: ["ByteOrder", "GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
             dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
@@ -46,11 +48,11 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
+            dependencies: ["ByteOrder", "CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
+            dependencies: ["ByteOrder", "CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )

@@ -1,3 +1,5 @@
+import ByteOrder
+
 /// A tiny ACPI Machine Language writer: just the terms Apus's DSDT needs (names, packages,
 /// integers, strings, scopes, devices, resource templates). ACPI 6.x §20.
 public enum AML {
@@ -155,5 +157,5 @@ public enum AML {
         package([integer(UInt64(slot) << 16 | 0xFFFF), integer(UInt64(pin)), integer(0), integer(UInt64(gsi))])
     }
 
-    static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    static func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { [UInt8](littleEndian: v) }
 }

@@ -1,3 +1,5 @@
+import ByteOrder
+
 /// Little-endian byte building for boot structures and firmware tables.
 public struct ByteWriter: Sendable {
     public private(set) var bytes: [UInt8]
@@ -10,7 +12,7 @@ public struct ByteWriter: Sendable {
     public mutating func append(_ value: UInt8) { bytes.append(value) }
     public mutating func append(_ values: [UInt8]) { bytes.append(contentsOf: values) }
     public mutating func append<T: FixedWidthInteger>(le value: T) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: [UInt8](littleEndian: value))
     }
     /// Appends `text` as ASCII, padded with `pad` or cut to exactly `width` bytes.
     public mutating func append(ascii text: String, width: Int, pad: UInt8 = 0x20) {
@@ -21,9 +23,7 @@ public struct ByteWriter: Sendable {
 
     /// Overwrites at `offset` (which must already exist).
     public mutating func set<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-        withUnsafeBytes(of: value.littleEndian) { raw in
-            for (i, b) in raw.enumerated() { bytes[offset + i] = b }
-        }
+        bytes.storeLittleEndian(value, at: offset)
     }
     public mutating func set(_ values: [UInt8], at offset: Int) {
         for (i, b) in values.enumerated() { bytes[offset + i] = b }
@@ -31,9 +31,7 @@ public struct ByteWriter: Sendable {
 
     /// Reads back a little-endian integer.
     public func get<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
-        var v: T = 0
-        for i in 0..<MemoryLayout<T>.size { v |= T(bytes[offset + i]) << (8 * i) }
-        return v
+        bytes.loadLittleEndian(T.self, at: offset)!
     }
 }
 
@@ -45,8 +43,5 @@ public func checksumByte<C: Collection>(_ bytes: C) -> UInt8 where C.Element == 
 
 /// Reads a little-endian integer at `offset`, or nil past the end.
 func readLE<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int, as: T.Type = T.self) -> T? {
-    guard offset >= 0, offset + MemoryLayout<T>.size <= bytes.count else { return nil }
-    var v: T = 0
-    for i in 0..<MemoryLayout<T>.size { v |= T(bytes[offset + i]) << (8 * i) }
-    return v
+    bytes.loadLittleEndian(T.self, at: offset)
 }

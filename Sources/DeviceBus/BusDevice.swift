@@ -1,3 +1,5 @@
+import ByteOrder
+
 /// A device as the buses see it: something that answers reads and writes at offsets inside the
 /// address range it was registered at.
 ///
@@ -17,23 +19,4 @@ public protocol BusDevice: AnyObject, Sendable {
 
 extension BusDevice {
     public func registerName(offset: UInt64, isWrite: Bool) -> String? { nil }
-}
-
-/// Little-endian helpers for devices reading and writing the access bytes.
-extension UnsafeRawBufferPointer {
-    /// The bytes as a little-endian integer (up to 8 bytes).
-    @inline(__always)
-    public var littleEndianValue: UInt64 {
-        var v: UInt64 = 0
-        for i in 0..<Swift.min(count, 8) { v |= UInt64(self[i]) << (8 * UInt64(i)) }
-        return v
-    }
-}
-
-extension UnsafeMutableRawBufferPointer {
-    /// Stores the low `count` bytes of `value`, little-endian.
-    @inline(__always)
-    public func storeLittleEndian(_ value: UInt64) {
-        for i in 0..<Swift.min(count, 8) { self[i] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(i))) }
-    }
 }

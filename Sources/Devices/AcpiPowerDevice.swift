@@ -1,3 +1,4 @@
+import ByteOrder
 import DeviceBus
 
 /// The registers a hardware-reduced ACPI machine powers off and resets through, described to

@@ -1,3 +1,4 @@
+import ByteOrder
 import DeviceBus
 import Glibc
 import Synchronization

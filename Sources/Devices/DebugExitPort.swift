@@ -1,3 +1,4 @@
+import ByteOrder
 import DeviceBus
 
 /// A one-register device that ends the VM: the guest writes a byte, Apus exits with that byte as

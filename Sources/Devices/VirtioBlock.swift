@@ -1,3 +1,4 @@
+import ByteOrder
 import Glibc
 import GuestMemory
 import LinuxSupport
@@ -79,9 +80,7 @@ public final class VirtioBlock: VirtioDevice {
         // blk_size @20, topology @24, writeback @32, num_queues @34, discard limits @36–47,
         // write-zeroes limits @48–56.
         var c = [UInt8](repeating: 0, count: 60)
-        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) {
-            withUnsafeBytes(of: v.littleEndian) { for (i, b) in $0.enumerated() { c[at + i] = b } }
-        }
+        func put<T: FixedWidthInteger>(_ v: T, _ at: Int) { c.storeLittleEndian(v, at: at) }
         put(backend.size / Self.sectorSize, 0)
         put(Self.maxSegmentSize, 8)
         put(UInt32(Self.queueSize - 2), 12)
@@ -159,9 +158,8 @@ public final class VirtioBlock: VirtioDevice {
         for i in scratch.header.indices { scratch.header[i] = 0 }
         copy(from: readable, at: 0, into: &scratch.header, memory: memory)
         let header = scratch.header
-        let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
-        var sector: UInt64 = 0
-        for i in 0..<8 { sector |= UInt64(header[8 + i]) << (8 * UInt64(i)) }
+        let type = header.loadLittleEndian(UInt32.self, at: 0)!
+        let sector = header.loadLittleEndian(UInt64.self, at: 8)!
         let dataIn = outBytes - 1      // writable bytes before the status byte
         let dataOut = inBytes - 16     // readable bytes after the header
         // Descriptors may overlap, so a small RAM can describe terabytes: hold the driver to
@@ -219,10 +217,9 @@ public final class VirtioBlock: VirtioDevice {
         var segments = [UInt8](repeating: 0, count: count)
         copy(from: readable, at: 16, into: &segments, memory: memory)
         for i in 0..<(count / 16) {
-            var sector: UInt64 = 0, sectors: UInt32 = 0, flags: UInt32 = 0
-            for b in 0..<8 { sector |= UInt64(segments[i * 16 + b]) << (8 * UInt64(b)) }
-            for b in 0..<4 { sectors |= UInt32(segments[i * 16 + 8 + b]) << (8 * UInt32(b)) }
-            for b in 0..<4 { flags |= UInt32(segments[i * 16 + 12 + b]) << (8 * UInt32(b)) }
+            let sector = segments.loadLittleEndian(UInt64.self, at: i * 16)!
+            let sectors = segments.loadLittleEndian(UInt32.self, at: i * 16 + 8)!
+            let flags = segments.loadLittleEndian(UInt32.self, at: i * 16 + 12)!
             // Unknown flags, or unmap on DISCARD, are UNSUPP (§5.2.6.2).
             guard flags & ~1 == 0, type == Self.typeWriteZeroes || flags == 0 else { return Self.statusUnsupported }
             // An empty range is a no-op that succeeds (fallocate would refuse a zero length).

@@ -1,3 +1,4 @@
+import ByteOrder
 import DeviceBus
 
 /// A message a device writes to signal an interrupt (x86: address 0xFEEx_xxxx, data = vector

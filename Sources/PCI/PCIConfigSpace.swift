@@ -1,3 +1,5 @@
+import ByteOrder
+
 /// The 256-byte configuration space of one type-0 PCI function, as a register file with a
 /// write mask per byte: what the guest may change, it changes; everything else is read-only.
 ///
@@ -119,12 +121,12 @@ public struct PCIConfigSpace: Sendable {
     }
 
     public func get8(_ offset: Int) -> UInt8 { bytes[offset] }
-    public func get16(_ offset: Int) -> UInt16 { UInt16(bytes[offset]) | UInt16(bytes[offset + 1]) << 8 }
-    public func get32(_ offset: Int) -> UInt32 { UInt32(get16(offset)) | UInt32(get16(offset + 2)) << 16 }
+    public func get16(_ offset: Int) -> UInt16 { bytes.loadLittleEndian(at: offset)! }
+    public func get32(_ offset: Int) -> UInt32 { bytes.loadLittleEndian(at: offset)! }
     /// Device-side stores (ignore the write mask).
     public mutating func set8(_ offset: Int, _ v: UInt8) { bytes[offset] = v }
-    public mutating func set16(_ offset: Int, _ v: UInt16) { bytes[offset] = UInt8(v & 0xFF); bytes[offset + 1] = UInt8(v >> 8) }
-    public mutating func set32(_ offset: Int, _ v: UInt32) { set16(offset, UInt16(v & 0xFFFF)); set16(offset + 2, UInt16(v >> 16)) }
+    public mutating func set16(_ offset: Int, _ v: UInt16) { bytes.storeLittleEndian(v, at: offset) }
+    public mutating func set32(_ offset: Int, _ v: UInt32) { bytes.storeLittleEndian(v, at: offset) }
     private mutating func setMask(_ offset: Int, _ mask: UInt32, width: Int) {
         for i in 0..<width { writable[offset + i] = UInt8(truncatingIfNeeded: mask >> (8 * UInt32(i))) }
     }

@@ -1,3 +1,4 @@
+import ByteOrder
 import PCI
 
 /// Where a virtio-pci function keeps what (virtio 1.2 §4.1). Apus's choice of layout; drivers
@@ -73,5 +74,5 @@ public enum VirtioPCILayout {
         return [capLength, type.rawValue, UInt8(bar), 0, 0, 0] + le32(UInt32(offset)) + le32(UInt32(length)) + extra
     }
 
-    static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    static func le32(_ v: UInt32) -> [UInt8] { [UInt8](littleEndian: v) }
 }

@@ -1,3 +1,4 @@
+import ByteOrder
 import DeviceBus
 
 /// The legacy virtio-pci header in I/O BAR0 of a transitional device (virtio 1.2 §4.1.4.8):
