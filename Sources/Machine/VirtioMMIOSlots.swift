@@ -32,7 +32,7 @@ extension Machine {
         var queueEvents: [EventFD] = []
         for q in device.queueMaxSizes.indices {
             let event = try EventFD()
-            try vm.registerIOEvent(event, at: .mmio(address: base + VirtioMMIO.queueNotify, length: 4), match: .value(UInt64(q)))
+            try vm.registerIOEvent(event, at: .mmio(address: base + VirtioMMIO.Register.queueNotify.rawValue, length: 4), match: .value(UInt64(q)))
             try loop.add(event) { _ in device.processQueue(q) }
             keep(event)
             queueEvents.append(event)

@@ -13,19 +13,30 @@ import Synchronization
 /// reach `write` — the machine registers an ioeventfd with datamatch on QueueNotify per queue —
 /// but a write that does arrive (no ioeventfd) is handed to `notify` all the same.
 public final class VirtioMMIO: BusDevice {
-    // Register offsets.
-    public static let magicValue: UInt64 = 0x000, version: UInt64 = 0x004, deviceID: UInt64 = 0x008
-    public static let vendorID: UInt64 = 0x00C, deviceFeatures: UInt64 = 0x010, deviceFeaturesSel: UInt64 = 0x014
-    public static let driverFeatures: UInt64 = 0x020, driverFeaturesSel: UInt64 = 0x024
-    public static let guestPageSize: UInt64 = 0x028    // version 1 only
-    public static let queueSel: UInt64 = 0x030, queueNumMax: UInt64 = 0x034, queueNum: UInt64 = 0x038
-    public static let queueAlign: UInt64 = 0x03C, queuePFN: UInt64 = 0x040   // version 1 only
-    public static let queueReady: UInt64 = 0x044, queueNotify: UInt64 = 0x050
-    public static let interruptStatus: UInt64 = 0x060, interruptACK: UInt64 = 0x064, status: UInt64 = 0x070
-    public static let queueDescLow: UInt64 = 0x080, queueDescHigh: UInt64 = 0x084
-    public static let queueDriverLow: UInt64 = 0x090, queueDriverHigh: UInt64 = 0x094
-    public static let queueDeviceLow: UInt64 = 0x0A0, queueDeviceHigh: UInt64 = 0x0A4
-    public static let configGeneration: UInt64 = 0x0FC, config: UInt64 = 0x100
+    /// The registers, by offset. Each case's name is the spec's register name (virtio 1.2
+    /// §4.2.2, §4.2.4 for version 1), which `--trace exits` prints.
+    public enum Register: UInt64, CaseIterable, Sendable {
+        case magicValue = 0x000, version = 0x004, deviceID = 0x008, vendorID = 0x00C
+        case deviceFeatures = 0x010, deviceFeaturesSel = 0x014
+        case driverFeatures = 0x020, driverFeaturesSel = 0x024
+        case guestPageSize = 0x028     // version 1 only
+        case queueSel = 0x030, queueNumMax = 0x034, queueNum = 0x038
+        case queueAlign = 0x03C, queuePFN = 0x040   // version 1 only
+        case queueReady = 0x044, queueNotify = 0x050
+        case interruptStatus = 0x060, interruptACK = 0x064, status = 0x070
+        case queueDescLow = 0x080, queueDescHigh = 0x084
+        case queueDriverLow = 0x090, queueDriverHigh = 0x094
+        case queueDeviceLow = 0x0A0, queueDeviceHigh = 0x0A4
+        case configGeneration = 0x0FC
+
+        /// The spec's name: the case name with a capital first letter ("QueueNotify").
+        public var name: String {
+            let s = String(describing: self)
+            return s.prefix(1).uppercased() + s.dropFirst()
+        }
+    }
+    /// Device configuration space starts here.
+    public static let config: UInt64 = 0x100
     /// The size of one device's window.
     public static let windowSize: UInt64 = 0x200
 
@@ -97,22 +108,22 @@ public final class VirtioMMIO: BusDevice {
             device.readConfig(offset: Int(offset - Self.config), into: data)
             return
         }
-        guard data.count == 4, offset % 4 == 0 else { data.storeLittleEndian(0); return }
+        guard data.count == 4, let register = Register(rawValue: offset) else { data.storeLittleEndian(0); return }
         let value: UInt32 = state.withLock { s in
-            switch offset {
-            case Self.magicValue: return Self.magic
-            case Self.version: return version
-            case Self.deviceID: return device.deviceType
-            case Self.vendorID: return Self.vendor
+            switch register {
+            case .magicValue: return Self.magic
+            case .version: return version
+            case .deviceID: return device.deviceType
+            case .vendorID: return Self.vendor
             // A legacy (version 1) device does not offer VERSION_1: a driver that saw it would
             // negotiate the modern interface over the legacy registers.
-            case Self.deviceFeatures: return version == 1 && s.deviceFeaturesSelect == 1 ? s.deviceFeaturesWindow & ~1 : s.deviceFeaturesWindow
-            case Self.queueNumMax: return s.selectedQueue.map { UInt32(s.queueMaxSizes[$0]) } ?? 0
-            case Self.queueReady where version == 2: return s.selectedQueue.map { s.queues[$0].ready ? 1 : 0 } ?? 0
-            case Self.queuePFN where version == 1: return s.legacyQueuePage(pageSize: legacyPageSize)
-            case Self.interruptStatus: return interrupt.status.load(ordering: .acquiring)
-            case Self.status: return UInt32(s.status)
-            case Self.configGeneration: return s.configGeneration
+            case .deviceFeatures: return version == 1 && s.deviceFeaturesSelect == 1 ? s.deviceFeaturesWindow & ~1 : s.deviceFeaturesWindow
+            case .queueNumMax: return s.selectedQueue.map { UInt32(s.queueMaxSizes[$0]) } ?? 0
+            case .queueReady where version == 2: return s.selectedQueue.map { s.queues[$0].ready ? 1 : 0 } ?? 0
+            case .queuePFN where version == 1: return s.legacyQueuePage(pageSize: legacyPageSize)
+            case .interruptStatus: return interrupt.status.load(ordering: .acquiring)
+            case .status: return UInt32(s.status)
+            case .configGeneration: return s.configGeneration
             default: return 0
             }
         }
@@ -124,14 +135,14 @@ public final class VirtioMMIO: BusDevice {
             device.writeConfig(offset: Int(offset - Self.config), bytes: data)
             return
         }
-        guard data.count == 4, offset % 4 == 0 else { return }
+        guard data.count == 4, let register = Register(rawValue: offset) else { return }
         let value = UInt32(truncatingIfNeeded: data.littleEndianValue)
-        if offset == Self.queueNotify {
+        if register == .queueNotify {
             notifyExits.add(1, ordering: .relaxed)
             if Int(value) < device.queueMaxSizes.count { notify(Int(value)) }
             return
         }
-        if offset == Self.interruptACK {
+        if register == .interruptACK {
             interrupt.status.bitwiseAnd(~value, ordering: .releasing)
             return
         }
@@ -141,29 +152,29 @@ public final class VirtioMMIO: BusDevice {
                 guard let q = s.selectedQueue, !s.queues[q].ready else { return }
                 body(&s.queues[q])
             }
-            switch offset {
-            case Self.deviceFeaturesSel: s.deviceFeaturesSelect = value
-            case Self.driverFeatures: s.writeDriverFeatures(value)
-            case Self.driverFeaturesSel: s.driverFeaturesSelect = value
-            case Self.queueSel: s.queueSelect = value
-            case Self.queueNum: updateQueue { $0.size = UInt16(truncatingIfNeeded: value) }
-            case Self.queueReady where version == 2: if let q = s.selectedQueue { s.queues[q].ready = value & 1 != 0 }
-            case Self.guestPageSize where version == 1:
+            switch register {
+            case .deviceFeaturesSel: s.deviceFeaturesSelect = value
+            case .driverFeatures: s.writeDriverFeatures(value)
+            case .driverFeaturesSel: s.driverFeaturesSelect = value
+            case .queueSel: s.queueSelect = value
+            case .queueNum: updateQueue { $0.size = UInt16(truncatingIfNeeded: value) }
+            case .queueReady where version == 2: if let q = s.selectedQueue { s.queues[q].ready = value & 1 != 0 }
+            case .guestPageSize where version == 1:
                 // A power of two the driver's pages really have; anything else keeps 4 KiB.
                 if value.nonzeroBitCount == 1 && value >= 1024 && value <= 1 << 16 { guestPageSizeValue.store(value, ordering: .relaxed) }
-            case Self.queueAlign where version == 1:
+            case .queueAlign where version == 1:
                 if value.nonzeroBitCount == 1 && value <= 1 << 16 { queueAlignValue.store(value, ordering: .relaxed) }
-            case Self.queuePFN where version == 1:
+            case .queuePFN where version == 1:
                 if s.status & DeviceStatus.driverOK == 0 {
                     s.setLegacyQueue(pageNumber: value, pageSize: legacyPageSize, align: UInt64(queueAlignValue.load(ordering: .relaxed)))
                 }
-            case Self.queueDescLow where version == 2: updateQueue { $0.descriptorTable = ($0.descriptorTable & ~0xFFFF_FFFF) | UInt64(value) }
-            case Self.queueDescHigh where version == 2: updateQueue { $0.descriptorTable = ($0.descriptorTable & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case Self.queueDriverLow where version == 2: updateQueue { $0.driverArea = ($0.driverArea & ~0xFFFF_FFFF) | UInt64(value) }
-            case Self.queueDriverHigh where version == 2: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case Self.queueDeviceLow where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
-            case Self.queueDeviceHigh where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case Self.status: return s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
+            case .queueDescLow where version == 2: updateQueue { $0.descriptorTable = ($0.descriptorTable & ~0xFFFF_FFFF) | UInt64(value) }
+            case .queueDescHigh where version == 2: updateQueue { $0.descriptorTable = ($0.descriptorTable & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case .queueDriverLow where version == 2: updateQueue { $0.driverArea = ($0.driverArea & ~0xFFFF_FFFF) | UInt64(value) }
+            case .queueDriverHigh where version == 2: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case .queueDeviceLow where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
+            case .queueDeviceHigh where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
+            case .status: return s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
             default: break
             }
             return .none
@@ -190,35 +201,8 @@ public final class VirtioMMIO: BusDevice {
     }
 
     public func registerName(offset: UInt64, isWrite: Bool) -> String? {
-        switch offset {
-        case Self.magicValue: "MagicValue"
-        case Self.version: "Version"
-        case Self.deviceID: "DeviceID"
-        case Self.vendorID: "VendorID"
-        case Self.deviceFeatures: "DeviceFeatures"
-        case Self.deviceFeaturesSel: "DeviceFeaturesSel"
-        case Self.driverFeatures: "DriverFeatures"
-        case Self.driverFeaturesSel: "DriverFeaturesSel"
-        case Self.queueSel: "QueueSel"
-        case Self.queueNumMax: "QueueNumMax"
-        case Self.queueNum: "QueueNum"
-        case Self.guestPageSize: "GuestPageSize"
-        case Self.queueAlign: "QueueAlign"
-        case Self.queuePFN: "QueuePFN"
-        case Self.queueReady: "QueueReady"
-        case Self.queueNotify: "QueueNotify"
-        case Self.interruptStatus: "InterruptStatus"
-        case Self.interruptACK: "InterruptACK"
-        case Self.status: "Status"
-        case Self.queueDescLow: "QueueDescLow"
-        case Self.queueDescHigh: "QueueDescHigh"
-        case Self.queueDriverLow: "QueueDriverLow"
-        case Self.queueDriverHigh: "QueueDriverHigh"
-        case Self.queueDeviceLow: "QueueDeviceLow"
-        case Self.queueDeviceHigh: "QueueDeviceHigh"
-        case Self.configGeneration: "ConfigGeneration"
-        default: offset >= Self.config ? "Config+0x\(String(offset - Self.config, radix: 16))" : nil
-        }
+        if offset >= Self.config { return "Config+0x\(String(offset - Self.config, radix: 16))" }
+        return Register(rawValue: offset)?.name
     }
 
     /// The current status byte (for tests and diagnostics).

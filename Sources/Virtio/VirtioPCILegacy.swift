@@ -6,27 +6,34 @@ import DeviceBus
 /// configuration right after — at 0x18 while MSI-X is enabled (two vector registers come
 /// first), at 0x14 otherwise.
 enum VirtioPCILegacy {
-    static let hostFeatures: UInt64 = 0x00, guestFeatures: UInt64 = 0x04, queuePFN: UInt64 = 0x08
-    static let queueNum: UInt64 = 0x0C, queueSelect: UInt64 = 0x0E, queueNotify: UInt64 = 0x10
-    static let status: UInt64 = 0x12, isr: UInt64 = 0x13
-    static let configVector: UInt64 = 0x14, queueVector: UInt64 = 0x16
+    /// The header's registers, by offset, named as Linux's `virtio_pci.h` names them.
+    enum Register: UInt64, CaseIterable {
+        case hostFeatures = 0x00, guestFeatures = 0x04, queuePFN = 0x08, queueNum = 0x0C
+        case queueSelect = 0x0E, queueNotify = 0x10, status = 0x12, isr = 0x13
+        /// Only while MSI-X is enabled (device config starts after them then).
+        case configVector = 0x14, queueVector = 0x16
+
+        var name: String {
+            switch self {
+            case .hostFeatures: "HOST_FEATURES"
+            case .guestFeatures: "GUEST_FEATURES"
+            case .queuePFN: "QUEUE_PFN"
+            case .queueNum: "QUEUE_NUM"
+            case .queueSelect: "QUEUE_SEL"
+            case .queueNotify: "QUEUE_NOTIFY"
+            case .status: "STATUS"
+            case .isr: "ISR"
+            case .configVector: "MSI_CONFIG_VECTOR"
+            case .queueVector: "MSI_QUEUE_VECTOR"
+            }
+        }
+    }
+    static let queueNotify = Register.queueNotify.rawValue
     static func deviceConfig(msix: Bool) -> UInt64 { msix ? 0x18 : 0x14 }
 
     static func name(offset: UInt64, msix: Bool) -> String? {
         if offset >= deviceConfig(msix: msix) { return "legacy device config +0x\(String(offset - deviceConfig(msix: msix), radix: 16))" }
-        switch offset {
-        case hostFeatures: return "legacy HOST_FEATURES"
-        case guestFeatures: return "legacy GUEST_FEATURES"
-        case queuePFN: return "legacy QUEUE_PFN"
-        case queueNum: return "legacy QUEUE_NUM"
-        case queueSelect: return "legacy QUEUE_SEL"
-        case queueNotify: return "legacy QUEUE_NOTIFY"
-        case status: return "legacy STATUS"
-        case isr: return "legacy ISR"
-        case configVector: return "legacy CONFIG_VECTOR"
-        case queueVector: return "legacy QUEUE_VECTOR"
-        default: return nil
-        }
+        return Register(rawValue: offset).map { "legacy " + $0.name }
     }
 }
 
@@ -38,20 +45,21 @@ extension VirtioPCI {
             device.readConfig(offset: Int(offset - configAt), into: data)
             return
         }
-        if offset == R.isr && data.count == 1 {
+        if offset == R.Register.isr.rawValue && data.count == 1 {
             data.storeLittleEndian(UInt64(isr.exchange(0, ordering: .acquiringAndReleasing)))
             return
         }
+        let register = R.Register(rawValue: offset)
         let value: UInt64 = state.withLock { s in
-            switch (offset, data.count) {
-            case (R.hostFeatures, 4): return s.virtio.offeredFeatures & 0xFFFF_FFFF
-            case (R.guestFeatures, 4): return s.virtio.driverFeatures & 0xFFFF_FFFF
-            case (R.queuePFN, 4): return UInt64(s.virtio.legacyQueuePage())
-            case (R.queueNum, 2): return s.virtio.selectedQueue.map { UInt64(s.virtio.queueMaxSizes[$0]) } ?? 0
-            case (R.queueSelect, 2): return UInt64(s.virtio.queueSelect & 0xFFFF)
-            case (R.status, 1): return UInt64(s.virtio.status)
-            case (R.configVector, 2) where msix: return UInt64(s.vectors.config)
-            case (R.queueVector, 2) where msix:
+            switch (register, data.count) {
+            case (.hostFeatures, 4): return s.virtio.offeredFeatures & 0xFFFF_FFFF
+            case (.guestFeatures, 4): return s.virtio.driverFeatures & 0xFFFF_FFFF
+            case (.queuePFN, 4): return UInt64(s.virtio.legacyQueuePage())
+            case (.queueNum, 2): return s.virtio.selectedQueue.map { UInt64(s.virtio.queueMaxSizes[$0]) } ?? 0
+            case (.queueSelect, 2): return UInt64(s.virtio.queueSelect & 0xFFFF)
+            case (.status, 1): return UInt64(s.virtio.status)
+            case (.configVector, 2) where msix: return UInt64(s.vectors.config)
+            case (.queueVector, 2) where msix:
                 return s.virtio.selectedQueue.map { UInt64(s.vectors.queues[$0]) } ?? UInt64(VirtioPCILayout.noVector)
             default: return 0
             }
@@ -67,24 +75,25 @@ extension VirtioPCI {
             device.writeConfig(offset: Int(offset - configAt), bytes: data)
             return
         }
-        if offset == R.queueNotify && data.count == 2 {
+        let register = R.Register(rawValue: offset)
+        if register == .queueNotify && data.count == 2 {
             notifyThroughExit(queue: Int(value))
             return
         }
         let action: VirtioState.StatusAction = state.withLock { s in
             s.legacyDriver = true
-            switch (offset, data.count) {
-            case (R.guestFeatures, 4):
+            switch (register, data.count) {
+            case (.guestFeatures, 4):
                 s.virtio.driverFeaturesSelect = 0
                 s.virtio.writeDriverFeatures(UInt32(truncatingIfNeeded: value))
-            case (R.queuePFN, 4):
+            case (.queuePFN, 4):
                 // Only while the driver has not started the device (a running queue stays put).
                 if s.virtio.status & DeviceStatus.driverOK == 0 { s.virtio.setLegacyQueue(pageNumber: UInt32(truncatingIfNeeded: value)) }
-            case (R.queueSelect, 2): s.virtio.queueSelect = UInt32(value)
-            case (R.status, 1): return s.virtio.writeStatus(UInt8(truncatingIfNeeded: value), legacy: true)
-            case (R.configVector, 2) where msix:
+            case (.queueSelect, 2): s.virtio.queueSelect = UInt32(value)
+            case (.status, 1): return s.virtio.writeStatus(UInt8(truncatingIfNeeded: value), legacy: true)
+            case (.configVector, 2) where msix:
                 s.vectors.config = VirtioPCIVectors.checked(UInt16(truncatingIfNeeded: value), vectorCount: s.msix.vectorCount)
-            case (R.queueVector, 2) where msix:
+            case (.queueVector, 2) where msix:
                 if let q = s.virtio.selectedQueue {
                     s.vectors.queues[q] = VirtioPCIVectors.checked(UInt16(truncatingIfNeeded: value), vectorCount: s.msix.vectorCount)
                 }

@@ -326,50 +326,50 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         let device = VirtioBlock(name: "vda", backend: MemoryDisk(size: 4096), serial: "x")
         let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: { interrupts.add(1, ordering: .relaxed) },
                            notify: { q in notified.withLock { $0.append(q) } })
-        #expect(read32(t, VirtioMMIO.magicValue) == 0x7472_6976)
-        #expect(read32(t, VirtioMMIO.version) == 2)
-        #expect(read32(t, VirtioMMIO.deviceID) == 2)
-        write32(t, VirtioMMIO.status, 3)
-        write32(t, VirtioMMIO.deviceFeaturesSel, 1)
-        #expect(read32(t, VirtioMMIO.deviceFeatures) & 1 == 1)   // VERSION_1
-        write32(t, VirtioMMIO.driverFeaturesSel, 1)
-        write32(t, VirtioMMIO.driverFeatures, 1)
-        write32(t, VirtioMMIO.status, 3 | 8)
-        #expect(read32(t, VirtioMMIO.status) & 8 == 8)
-        write32(t, VirtioMMIO.queueSel, 0)
-        #expect(read32(t, VirtioMMIO.queueNumMax) == 256)
-        write32(t, VirtioMMIO.queueNum, 16)
-        write32(t, VirtioMMIO.queueDescLow, 0x1000)
-        write32(t, VirtioMMIO.queueDriverLow, 0x3000)
-        write32(t, VirtioMMIO.queueDeviceLow, 0x4000)
-        write32(t, VirtioMMIO.queueReady, 1)
-        write32(t, VirtioMMIO.status, 3 | 8 | 4)
-        #expect(read32(t, VirtioMMIO.status) == 15)
+        #expect(read32(t, VirtioMMIO.Register.magicValue.rawValue) == 0x7472_6976)
+        #expect(read32(t, VirtioMMIO.Register.version.rawValue) == 2)
+        #expect(read32(t, VirtioMMIO.Register.deviceID.rawValue) == 2)
+        write32(t, VirtioMMIO.Register.status.rawValue, 3)
+        write32(t, VirtioMMIO.Register.deviceFeaturesSel.rawValue, 1)
+        #expect(read32(t, VirtioMMIO.Register.deviceFeatures.rawValue) & 1 == 1)   // VERSION_1
+        write32(t, VirtioMMIO.Register.driverFeaturesSel.rawValue, 1)
+        write32(t, VirtioMMIO.Register.driverFeatures.rawValue, 1)
+        write32(t, VirtioMMIO.Register.status.rawValue, 3 | 8)
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) & 8 == 8)
+        write32(t, VirtioMMIO.Register.queueSel.rawValue, 0)
+        #expect(read32(t, VirtioMMIO.Register.queueNumMax.rawValue) == 256)
+        write32(t, VirtioMMIO.Register.queueNum.rawValue, 16)
+        write32(t, VirtioMMIO.Register.queueDescLow.rawValue, 0x1000)
+        write32(t, VirtioMMIO.Register.queueDriverLow.rawValue, 0x3000)
+        write32(t, VirtioMMIO.Register.queueDeviceLow.rawValue, 0x4000)
+        write32(t, VirtioMMIO.Register.queueReady.rawValue, 1)
+        write32(t, VirtioMMIO.Register.status.rawValue, 3 | 8 | 4)
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) == 15)
         // Notify without an ioeventfd still reaches the device's queue.
-        write32(t, VirtioMMIO.queueNotify, 0)
-        write32(t, VirtioMMIO.queueNotify, 9)        // no such queue: ignored
+        write32(t, VirtioMMIO.Register.queueNotify.rawValue, 0)
+        write32(t, VirtioMMIO.Register.queueNotify.rawValue, 9)        // no such queue: ignored
         #expect(notified.withLock { $0 } == [0])
         // Non-32-bit register accesses are ignored.
-        withUnsafeBytes(of: UInt16(0)) { t.write(offset: VirtioMMIO.status, data: $0) }
-        #expect(read32(t, VirtioMMIO.status) == 15)
-        write32(t, VirtioMMIO.status, 0)
-        #expect(read32(t, VirtioMMIO.status) == 0 && read32(t, VirtioMMIO.queueReady) == 0)
+        withUnsafeBytes(of: UInt16(0)) { t.write(offset: VirtioMMIO.Register.status.rawValue, data: $0) }
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) == 15)
+        write32(t, VirtioMMIO.Register.status.rawValue, 0)
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) == 0 && read32(t, VirtioMMIO.Register.queueReady.rawValue) == 0)
     }
 
     @Test func aBrokenQueueAtDriverOKNeedsReset() {
         let device = VirtioBlock(name: "vda", backend: MemoryDisk(size: 4096), serial: "x")
         let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: {}, notify: { _ in })
-        write32(t, VirtioMMIO.status, 3)
-        write32(t, VirtioMMIO.driverFeaturesSel, 1)
-        write32(t, VirtioMMIO.driverFeatures, 1)
-        write32(t, VirtioMMIO.status, 11)
-        write32(t, VirtioMMIO.queueNum, 16)
-        write32(t, VirtioMMIO.queueDescLow, 0xFFFF_F000)      // outside RAM
-        write32(t, VirtioMMIO.queueReady, 1)
-        write32(t, VirtioMMIO.status, 15)
-        #expect(read32(t, VirtioMMIO.status) & UInt32(DeviceStatus.deviceNeedsReset) != 0)
-        #expect(read32(t, VirtioMMIO.interruptStatus) & VirtioMMIO.interruptConfigChange != 0)
-        write32(t, VirtioMMIO.interruptACK, VirtioMMIO.interruptConfigChange)
-        #expect(read32(t, VirtioMMIO.interruptStatus) == 0)
+        write32(t, VirtioMMIO.Register.status.rawValue, 3)
+        write32(t, VirtioMMIO.Register.driverFeaturesSel.rawValue, 1)
+        write32(t, VirtioMMIO.Register.driverFeatures.rawValue, 1)
+        write32(t, VirtioMMIO.Register.status.rawValue, 11)
+        write32(t, VirtioMMIO.Register.queueNum.rawValue, 16)
+        write32(t, VirtioMMIO.Register.queueDescLow.rawValue, 0xFFFF_F000)      // outside RAM
+        write32(t, VirtioMMIO.Register.queueReady.rawValue, 1)
+        write32(t, VirtioMMIO.Register.status.rawValue, 15)
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) & UInt32(DeviceStatus.deviceNeedsReset) != 0)
+        #expect(read32(t, VirtioMMIO.Register.interruptStatus.rawValue) & VirtioMMIO.interruptConfigChange != 0)
+        write32(t, VirtioMMIO.Register.interruptACK.rawValue, VirtioMMIO.interruptConfigChange)
+        #expect(read32(t, VirtioMMIO.Register.interruptStatus.rawValue) == 0)
     }
 }
