@@ -209,6 +209,7 @@ public struct RunCommand: ParsableCommand {
         }
         if stats, let s = machine.statistics {
             fputsError(s.report(pio: machine.pio, mmio: machine.mmio))
+            if let pci = machine.pciStatisticsReport() { fputsError(pci) }
             if let board { fputsError(board.report()) }
             if kernel != nil { fputsError(machine.bootTimer.report) }
         }

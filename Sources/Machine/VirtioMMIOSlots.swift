@@ -43,7 +43,7 @@ extension Machine {
             raiseInterrupt: { irq.signal() },
             // Only without a working ioeventfd does a notify reach us; pass it to the I/O thread.
             notify: { q in events[q].signal() },
-            log: { fputsError("apus: \($0)") })
+            log: config.log)
         try registerMMIO(transport, address: base, length: VirtioMMIO.windowSize)
         let placement = VirtioMMIOPlacement(base: base, gsi: gsi, name: device.name, transport: transport)
         virtioMMIOPlacements.append(placement)

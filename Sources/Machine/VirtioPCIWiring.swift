@@ -10,6 +10,9 @@ public struct VirtioPCIPlacement: Sendable {
     /// The IOAPIC pin its INTx line drives (MSI-X vectors have GSIs of their own).
     public let intxGSI: UInt32
     public let transport: VirtioPCI
+    let doorbells: DoorbellRegistry
+    /// The doorbells KVM has ioeventfds on now (they follow the BARs).
+    public var registeredDoorbells: [VirtioPCI.DoorbellAssignment] { doorbells.registered.withLock { $0 } }
 }
 
 extension Machine {
@@ -36,7 +39,7 @@ extension Machine {
     public func addVirtioPCI(_ device: any VirtioDevice, options: VirtioPCI.Options) throws -> VirtioPCIPlacement {
         let root = try installPCIRoot()
         let loop = try makeDeviceLoop(for: device.name)
-        let log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
+        let log = config.log
 
         var queueEvents: [EventFD] = []
         for q in device.queueMaxSizes.indices {
@@ -62,7 +65,7 @@ extension Machine {
         let address = try root.plug(transport)
         keep(doorbells)
         keep(wiring)
-        let placement = VirtioPCIPlacement(address: address, intxGSI: pin, transport: transport)
+        let placement = VirtioPCIPlacement(address: address, intxGSI: pin, transport: transport, doorbells: doorbells)
         virtioPCIPlacements.append(placement)
         return placement
     }
@@ -120,7 +123,7 @@ final class DoorbellRegistry: Sendable {
     private let root: PCIRoot
     private let name: String
     private let log: @Sendable (String) -> Void
-    private let registered = Mutex<[VirtioPCI.DoorbellAssignment]>([])
+    let registered = Mutex<[VirtioPCI.DoorbellAssignment]>([])
     private let failureLogged = Atomic<Bool>(false)
 
     init(vm: VirtualMachine, events: [EventFD], root: PCIRoot, name: String, log: @escaping @Sendable (String) -> Void) {
@@ -169,5 +172,19 @@ final class DoorbellRegistry: Sendable {
         case let .pio(port): (.pio(port: port, length: 2), .any)
         case let .pioMatching(port, value): (.pio(port: port, length: 2), .value(UInt64(value)))
         }
+    }
+}
+
+extension Machine {
+    /// `--stats` lines for the virtio-pci functions: accesses per region that exited.
+    public func pciStatisticsReport() -> String? {
+        guard !virtioPCIPlacements.isEmpty else { return nil }
+        var lines = ["virtio-pci accesses that exited to apus (doorbells caught by ioeventfds are not among them):"]
+        for p in virtioPCIPlacements {
+            let counts = p.transport.accessCounts.filter { $0.1 > 0 }.map { "\($0.0.label) \($0.1)" }
+            lines.append("  \(p.address) \(p.transport.name): " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
+                         + "; notifies through exits \(p.transport.notificationsThroughExits)")
+        }
+        return lines.joined(separator: "\n")
     }
 }

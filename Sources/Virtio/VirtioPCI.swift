@@ -61,7 +61,13 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
     let log: @Sendable (String) -> Void
     let msixCapability: Int
     let pciCfgCapability: Int
+    /// Each capability's offset and what it is, for `--trace exits`.
+    private let capabilityNames: [(offset: Int, name: String)]
     private let notifyExits = Atomic<Int>(0)
+    let accesses = VirtioPCIAccessCounts()
+
+    /// Accesses per region that exited to userspace, for `--stats`.
+    public var accessCounts: [(VirtioPCIRegion, Int)] { accesses.snapshot }
 
     /// Notifications that exited to userspace instead of being caught by an ioeventfd.
     public var notificationsThroughExits: Int { notifyExits.load(ordering: .relaxed) }
@@ -105,21 +111,27 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
         msixCapability = config.addCapability(id: MSIXTable.capabilityID, body:
             [UInt8(truncatingIfNeeded: msix.messageControl), UInt8(msix.messageControl >> 8)]
             + L.le32(UInt32(L.msixTableOffset) | UInt32(L.msixBAR)) + L.le32(UInt32(L.msixPBAOffset) | UInt32(L.msixBAR)))
-        config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(.commonConfig, bar: L.modernBAR, offset: L.commonOffset, length: L.commonLength))
+        var names = [(msixCapability, "MSI-X")]
+        names.append((config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
+            .commonConfig, bar: L.modernBAR, offset: L.commonOffset, length: L.commonLength)), "virtio common cfg"))
         if options.notifyByPortIO {
-            config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
-                .notify, bar: L.pioNotifyBAR, offset: 0, length: UInt64(queueCount) * UInt64(L.notifyMultiplier), extra: L.le32(L.notifyMultiplier)))
+            names.append((config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
+                .notify, bar: L.pioNotifyBAR, offset: 0, length: UInt64(queueCount) * UInt64(L.notifyMultiplier), extra: L.le32(L.notifyMultiplier))), "virtio notify cfg"))
         } else {
-            config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
-                .notify, bar: L.modernBAR, offset: L.notifyOffset, length: L.notifyLength, extra: L.le32(L.notifyMultiplier)))
+            names.append((config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
+                .notify, bar: L.modernBAR, offset: L.notifyOffset, length: L.notifyLength, extra: L.le32(L.notifyMultiplier))), "virtio notify cfg"))
         }
-        config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(.isr, bar: L.modernBAR, offset: L.isrOffset, length: L.isrLength))
-        config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(.deviceConfig, bar: L.modernBAR, offset: L.deviceOffset, length: L.deviceLength))
+        names.append((config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
+            .isr, bar: L.modernBAR, offset: L.isrOffset, length: L.isrLength)), "virtio ISR cfg"))
+        names.append((config.addCapability(id: L.vendorCapabilityID, body: L.capabilityBody(
+            .deviceConfig, bar: L.modernBAR, offset: L.deviceOffset, length: L.deviceLength)), "virtio device cfg"))
         // VIRTIO_PCI_CAP_PCI_CFG: bar, offset and length select a window that pci_cfg_data reads
         // and writes (for firmware that cannot map BARs).
         pciCfgCapability = config.addCapability(
             id: L.vendorCapabilityID, body: L.capabilityBody(.pciConfig, bar: 0, offset: 0, length: 0, extra: [0, 0, 0, 0]),
             writableBody: [0, 0, 0xFF, 0, 0, 0] + [UInt8](repeating: 0xFF, count: 8) + [0, 0, 0, 0])
+        names.append((pciCfgCapability, "virtio pci cfg"))
+        capabilityNames = names
 
         state = Mutex(State(config: config, virtio: VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes),
                             msix: msix, vectors: VirtioPCIVectors(queueCount: queueCount)))
@@ -128,6 +140,7 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
     // MARK: Configuration space
 
     public func readConfig(offset: Int, into data: UnsafeMutableRawBufferPointer) {
+        accesses.count(.configSpace)
         let cfg: (bar: Int, offset: UInt64, length: Int)? = state.withLock { s in
             s.config.read(offset: offset, into: data)
             let control = s.msix.messageControl
@@ -153,6 +166,7 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
     }
 
     public func writeConfig(offset: Int, data: UnsafeRawBufferPointer) {
+        accesses.count(.configSpace)
         let (effects, cfg): (MSIXTable.Effects?, (bar: Int, offset: UInt64, length: Int)?) = state.withLock { s in
             s.config.write(offset: offset, data: data)
             var effects: MSIXTable.Effects?
@@ -191,9 +205,24 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
 
     public func configRegisterName(offset: Int) -> String? {
         if let name = PCIConfig.registerName(offset) { return name }
-        if offset >= msixCapability && offset < msixCapability + 12 { return "MSI-X cap +\(offset - msixCapability)" }
-        if offset >= pciCfgCapability + 16 && offset < pciCfgCapability + 20 { return "virtio pci_cfg_data" }
-        return offset >= 0x40 && offset < 0x100 ? "virtio cap +0x\(String(offset, radix: 16))" : nil
+        guard let cap = capabilityNames.last(where: { $0.offset <= offset }), offset - cap.offset < 20 else { return nil }
+        let at = offset - cap.offset
+        if cap.offset == msixCapability {
+            return "MSI-X " + (at < 2 ? ["cap_id", "next"][at] : at < 4 ? "message control" : at < 8 ? "table offset/BIR" : "PBA offset/BIR")
+        }
+        let field = switch at {
+        case 0: "cap_vndr"
+        case 1: "cap_next"
+        case 2: "cap_len"
+        case 3: "cfg_type"
+        case 4: "bar"
+        case 5: "id"
+        case 6, 7: "padding"
+        case 8..<12: "offset"
+        case 12..<16: "length"
+        default: cap.offset == pciCfgCapability ? "pci_cfg_data" : "notify_off_multiplier"
+        }
+        return cap.name + " " + field
     }
 
     // MARK: Doorbells

@@ -7,6 +7,7 @@ import PCI
 extension VirtioPCI {
     public func readBAR(_ bar: Int, offset: UInt64, into data: UnsafeMutableRawBufferPointer) {
         typealias L = VirtioPCILayout
+        accesses.count(.of(bar: bar, offset: offset))
         switch bar {
         case L.msixBAR:
             state.withLock { s in
@@ -39,6 +40,7 @@ extension VirtioPCI {
 
     public func writeBAR(_ bar: Int, offset: UInt64, data: UnsafeRawBufferPointer) {
         typealias L = VirtioPCILayout
+        accesses.count(.of(bar: bar, offset: offset))
         switch bar {
         case L.msixBAR:
             guard offset < L.msixPBAOffset else { return }   // the PBA is read-only
