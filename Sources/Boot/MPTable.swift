@@ -12,11 +12,11 @@ public enum MPTable {
         public var device: UInt8, pin: UInt8, ioapicPin: UInt8
         public init(device: UInt8, pin: UInt8, ioapicPin: UInt8) { self.device = device; self.pin = pin; self.ioapicPin = ioapicPin }
     }
-    static let isaBus: UInt8 = 0, pciBus: UInt8 = 1
 
     /// The floating pointer then the configuration table, laid out from `base` (16-byte aligned,
-    /// inside 0xF0000–0xFFFFF where Linux scans). With `pciInterrupts`, a PCI bus (MP bus ID 1,
-    /// PCI bus 0) and its level-triggered, active-low interrupt lines are listed too.
+    /// inside 0xF0000–0xFFFFF where Linux scans). With `pciInterrupts`, PCI bus 0 and its
+    /// level-triggered, active-low interrupt lines are listed too. A PCI bus's MP bus ID must be
+    /// its bus number (Linux looks PCI interrupts up by bus number), so ISA moves to ID 1 then.
     public static func build(base: UInt64, cpus: Int, ioapicAddress: UInt32, lapicAddress: UInt32,
                              pciInterrupts: [PCIInterrupt] = []) -> [UInt8] {
         let tableAddress = base + 16
@@ -42,11 +42,13 @@ public enum MPTable {
             t.append([UInt8](repeating: 0, count: 8))
             entries += 1
         }
-        t.append([1, isaBus]); t.append(ascii: "ISA", width: 6); entries += 1      // bus 0: ISA
+        let pciBus: UInt8 = 0
+        let isaBus: UInt8 = pciInterrupts.isEmpty ? 0 : 1
         if !pciInterrupts.isEmpty { t.append([1, pciBus]); t.append(ascii: "PCI", width: 6); entries += 1 }
+        t.append([1, isaBus]); t.append(ascii: "ISA", width: 6); entries += 1
         t.append([2, ioapicID, 0x11, 0x01]); t.append(le: ioapicAddress); entries += 1
         for irq in UInt8(0)..<16 {              // ISA IRQ n → IOAPIC pin n, conforming polarity/trigger
-            t.append([3, 0]); t.append(le: UInt16(0)); t.append([0, irq, ioapicID, irq]); entries += 1
+            t.append([3, 0]); t.append(le: UInt16(0)); t.append([isaBus, irq, ioapicID, irq]); entries += 1
         }
         for p in pciInterrupts {               // INT, flags: active low (3), level (3 << 2); source: device << 2 | pin
             t.append([3, 0]); t.append(le: UInt16(0x0F)); t.append([pciBus, p.device << 2 | p.pin, ioapicID, p.ioapicPin]); entries += 1

@@ -32,12 +32,14 @@ import Testing
     }
 
     /// Waits until someone holds QEMU's "consistent read" lock byte on `image`.
-    func waitForLock(on image: String) -> Bool {
+    /// Waits until QEMU holds its lock on `byte` (100: consistent read; 101: write — QEMU
+    /// takes its permission locks one after another, so a test must wait for the one it needs).
+    func waitForLock(on image: String, byte: Int = 100) -> Bool {
         let fd = open(image, O_RDONLY)
         defer { close(fd) }
         let deadline = MonotonicClock.now() + 20
         while MonotonicClock.now() < deadline {
-            if apus_ofd_conflict(fd, Int16(F_WRLCK), 100, 1) == 1 { return true }
+            if apus_ofd_conflict(fd, Int16(F_WRLCK), byte, 1) == 1 { return true }
             usleep(50_000)
         }
         return false
@@ -50,7 +52,7 @@ import Testing
         for qemuReadOnly in [false, true] {
             let qemu = try startQEMU(path, readOnly: qemuReadOnly, log: path + ".qemu.log")
             defer { _ = try? qemu.terminate() }
-            #expect(waitForLock(on: path), "QEMU never locked the image")
+            #expect(waitForLock(on: path, byte: qemuReadOnly ? 100 : 101), "QEMU never locked the image")
             // A writer never shares; a reader refuses an image QEMU may write.
             #expect(throws: SystemError.self) { try FileBlockBackend(path: path, readOnly: false) }
             if qemuReadOnly {

@@ -112,4 +112,19 @@ extension String {
         #expect(table.localInterrupts.map { $0.kind } == [3, 1])
         #expect(table.localInterrupts.map { $0.pin } == [0, 1])
     }
+
+    /// Linux finds a PCI device's interrupt by its PCI bus number, which must be the MP bus ID
+    /// (IO_APIC_get_PCI_irq_vector compares them); INTA# of slot 3 goes to IOAPIC pin 17.
+    @Test func pciInterruptsAreOnTheBusWhoseIDIsThePCIBusNumber() throws {
+        let base: UInt64 = 0xF0000
+        let image = MPTable.build(base: base, cpus: 2, ioapicAddress: 0xFEC0_0000, lapicAddress: 0xFEE0_0000,
+                                  pciInterrupts: [MPTable.PCIInterrupt(device: 3, pin: 0, ioapicPin: 17)])
+        let table = try MPSpecReader(image, base: base)
+        let pci = try #require(table.buses.first { $0.type == "PCI" })
+        let isa = try #require(table.buses.first { $0.type == "ISA" })
+        #expect(pci.id == 0 && isa.id != 0)
+        let fromPCI = table.ioInterrupts.filter { $0.sourceBus == pci.id }
+        #expect(fromPCI.count == 1 && fromPCI[0].sourceIRQ == 3 << 2 && fromPCI[0].pin == 17)
+        #expect(table.ioInterrupts.filter { $0.sourceBus == isa.id }.count == 16)
+    }
 }

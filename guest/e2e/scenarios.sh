@@ -25,9 +25,9 @@ flavour() { sed 's/^linux-image-//' "$1/kernel-package" 2>/dev/null || echo unkn
 if [ "${1-}" = --list ]; then
     for g in boot-smp-memory-cmdline:$LIMIT reboot-i8042-and-acpi:$((2 * LIMIT)) \
              acpi-off-mptable-smp:$LIMIT mmio-disk-rng:$LIMIT console-input-ttyS0-hvc0:$((2 * LIMIT)) \
-             pci-disk-rng-hvc0-msix-smp:$((2 * LIMIT)) pci-pio-notify-disk-rng:$LIMIT \
-             pci-transitional-legacy-and-modern-driver:$((2 * LIMIT)) pci-nomsi-intx-disk-rng:$LIMIT \
-             pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng:$LIMIT \
+             pci-disk-rng-hvc0-msix-smp:$((2 * LIMIT)) pci-pio-notify-disk-rng-hvc0:$((2 * LIMIT)) \
+             pci-transitional-legacy-and-modern-driver:$((3 * LIMIT)) pci-nomsi-intx-disk-rng-hvc0:$((2 * LIMIT)) \
+             pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              mmio-disk-durability-sigkill:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
         echo "${g%%:*} ${g##*:}"
@@ -35,6 +35,7 @@ if [ "${1-}" = --list ]; then
     if [ -d kernels/second ]; then
         f=$(flavour kernels/second)
         echo "acpi-off-mptable-smp@$f $((2 * LIMIT))"
+        echo "pci-acpi-off-intx-mptable@$f $LIMIT"
         echo "ttyS0-input-repeat-1@$f $((5 * LIMIT))"
         echo "ttyS0-input-repeat-2@$f $((5 * LIMIT))"
     fi
@@ -152,6 +153,15 @@ disk_rng() {
     expect $n-disk-readonly-image-unchanged $? "$n-ro.img still starts with its marker"
 }
 
+# hvc0_input NAME ARGS...: typed input over virtio-console (hvc0) on the transport ARGS choose.
+hvc0_input() {
+    n=$1; shift
+    case "$*" in
+        *--cmdline*) typed_input "hvc0-$n-input" --console virtio "$@" ;;
+        *) typed_input "hvc0-$n-input" --console virtio "$@" --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
+    esac
+}
+
 # show_logs: the tails of this group's logs (inside the nested host they are gone afterwards).
 show_logs() {
     for f in "$WORK"/*.log "$WORK"/*.err; do
@@ -200,26 +210,35 @@ acpi-off-mptable-smp)
 mmio-disk-rng)
     # virtio-blk over virtio-mmio (a writable and a read-only disk) and virtio-rng.
     disk_rng mmio "apus.expect.bus=mmio apus.expect.version1=1" ;;
-mmio-legacy-disk-rng)
+mmio-legacy-disk-rng-hvc0)
     # The same over virtio-mmio version 1 (the legacy interface: QueuePFN, no FEATURES_OK).
-    disk_rng mmio-legacy "apus.expect.bus=mmio apus.expect.version1=0" --transport mmio-legacy ;;
+    disk_rng mmio-legacy "apus.expect.bus=mmio apus.expect.version1=0" --transport mmio-legacy
+    hvc0_input mmio-legacy --transport mmio-legacy ;;
 pci-disk-rng-hvc0-msix-smp)
     # virtio-pci 1.0 on two CPUs: disk, rng and MSI-X vectors that count; then hvc0 over PCI.
     disk_rng pci "apus.expect.bus=pci apus.expect.msix=1 apus.expect.version1=1" --transport pci --cpus 2
-    typed_input hvc0-pci-input --console virtio --transport pci --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
-pci-pio-notify-disk-rng)
+    hvc0_input pci --transport pci ;;
+pci-pio-notify-disk-rng-hvc0)
     # The notify structure in an I/O BAR: doorbells are port writes caught by port ioeventfds.
-    disk_rng pci-pio "apus.expect.bus=pci apus.expect.msix=1" --transport pci --notify pio ;;
+    disk_rng pci-pio "apus.expect.bus=pci apus.expect.msix=1" --transport pci --notify pio
+    hvc0_input pci-pio --transport pci --notify pio ;;
 pci-transitional-legacy-and-modern-driver)
     # One transitional device, two drivers: Linux's legacy virtio-pci driver (force_legacy) uses
     # the I/O header in BAR0; without it the modern driver uses the capabilities.
     disk_rng pci-legacy "virtio_pci.force_legacy=1 apus.expect.bus=pci apus.expect.msix=1 apus.expect.version1=0" --transport pci-transitional
+    hvc0_input pci-legacy --transport pci-transitional --cmdline "console=hvc0 panic=-1 quiet loglevel=4 virtio_pci.force_legacy=1"
     disk_rng pci-transitional "apus.expect.bus=pci apus.expect.version1=1" --transport pci-transitional ;;
-pci-nomsi-intx-disk-rng)
+pci-nomsi-intx-disk-rng-hvc0)
     # pci=nomsi: interrupts through INTx, the _PRT route to an IOAPIC pin, and ISR read-to-clear.
-    disk_rng pci-intx "pci=nomsi apus.expect.bus=pci apus.expect.intx=1" --transport pci ;;
+    disk_rng pci-intx "pci=nomsi apus.expect.bus=pci apus.expect.intx=1" --transport pci
+    hvc0_input pci-intx --transport pci --cmdline "console=hvc0 panic=-1 quiet loglevel=4 pci=nomsi" ;;
+pci-acpi-off-intx-mptable)
+    # No ACPI and no MSI: INTx routed by the MP table's PCI interrupt entries (a kernel that
+    # parses the MP table; Debian's cloud flavour does not, so this runs on the second one).
+    disk_rng pci-acpi-off-intx "pci=nomsi reboot=k apus.end=reboot apus.expect.bus=pci apus.expect.intx=1" --transport pci --acpi off ;;
 pci-acpi-off-disk)
-    # Without ACPI the kernel finds the PCI bus through configuration mechanism #1.
+    # Without ACPI the kernel finds the PCI bus through configuration mechanism #1 (and, for
+    # INTx, the MP table's PCI interrupt entries, where the kernel parses one).
     disk_rng pci-acpi-off "reboot=k apus.end=reboot apus.expect.bus=pci" --transport pci --acpi off ;;
 mmio-disk-durability-sigkill)
     # What apus acknowledged is in the image even when apus dies at once: SIGKILL the moment
