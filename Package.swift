@@ -7,6 +7,7 @@
 //   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals
 //   GuestMemory   guest-physical RAM with bounds-checked access
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
+//   Diagnostics   logging (swift-log) with guest-triggered messages once per cause, then counted
 //   DeviceBus     the BusDevice protocol and the address-range bus
 //   Boot          bzImage parsing, boot_params, e820, ACPI tables with a small AML writer, MP table
 //   PCI           PCI config space, mechanism #1 and ECAM, BAR decoding, MSI-X (no virtio)
@@ -25,21 +26,23 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(name: "CKVM"),
         .target(name: "ByteOrder", swiftSettings: strict),
+        .target(name: "Diagnostics", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "LinuxSupport", dependencies: ["CKVM"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", dependencies: ["ByteOrder"], swiftSettings: strict),
         .target(name: "Boot", dependencies: ["ByteOrder"], swiftSettings: strict),
         .target(name: "PCI", dependencies: ["ByteOrder", "DeviceBus"], swiftSettings: strict),
-        .target(name: "Virtio", dependencies: ["ByteOrder", "GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
-        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
+        .target(name: "Virtio", dependencies: ["ByteOrder", "Diagnostics", "GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "Diagnostics", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
+            dependencies: ["CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
@@ -48,11 +51,11 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["ByteOrder", "CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["ByteOrder", "CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )

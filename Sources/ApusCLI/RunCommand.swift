@@ -210,6 +210,11 @@ public struct RunCommand: ParsableCommand {
         if stats, let s = machine.statistics {
             fputsError(s.report(pio: machine.pio, mmio: machine.mmio))
             if let pci = machine.pciStatisticsReport() { fputsError(pci) }
+            let repeated = machine.events.repeated
+            if !repeated.isEmpty {
+                fputsError("device messages logged once, then only counted:\n"
+                           + repeated.map { "  \($0.source): \($0.cause) ×\($0.count)" }.joined(separator: "\n"))
+            }
             if let board { fputsError(board.report()) }
             if kernel != nil { fputsError(machine.bootTimer.report) }
         }

@@ -1,3 +1,4 @@
+import Diagnostics
 import GuestMemory
 import Synchronization
 import Virtio
@@ -18,7 +19,7 @@ public final class VirtioConsole: VirtioDevice {
     public let offeredFeatures = VirtioFeature.version1 | VirtioFeature.ringIndirectDesc | VirtioFeature.ringEventIdx
     public let queueMaxSizes: [UInt16] = [256, 256]
     private let output: @Sendable (UnsafeRawBufferPointer) -> Void
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
     /// The most the device hands `output` at once: a descriptor is the guest's to size (all of
     /// RAM, if it likes), so it goes out in pieces, straight from guest memory.
     static let outputChunk = 64 * 1024
@@ -35,7 +36,7 @@ public final class VirtioConsole: VirtioDevice {
     ///   - output: receives what the guest writes to hvc0, in pieces of at most 64 KiB that point
     ///     into guest memory (valid only during the call).
     public init(name: String = "virtio-console", output: @escaping @Sendable (UnsafeRawBufferPointer) -> Void,
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+                log: DeviceLog = .discard) {
         self.name = name
         self.output = output
         self.log = log
@@ -85,7 +86,7 @@ public final class VirtioConsole: VirtioDevice {
                 }
             } catch {
                 q.markBroken()
-                log("\(name): \(error); the device needs a reset")
+                log.report("broken ring", "\(error); the device needs a reset")
                 interrupt.deviceNeedsReset()
             }
         }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Glibc
 import LinuxSupport
 import GuestMemory
@@ -13,7 +14,7 @@ public final class VirtioEntropy: VirtioDevice {
     public let queueMaxSizes: [UInt16] = [256]
     /// At most this many bytes per buffer: a guest cannot make one request drain the host pool.
     static let maxBytesPerBuffer = 64 * 1024
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
 
     private struct Active: @unchecked Sendable {
         let queue: SplitQueue
@@ -21,7 +22,7 @@ public final class VirtioEntropy: VirtioDevice {
     }
     private let active = Mutex<Active?>(nil)
 
-    public init(name: String = "virtio-rng", log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(name: String = "virtio-rng", log: DeviceLog = .discard) {
         self.name = name
         self.log = log
     }
@@ -42,7 +43,7 @@ public final class VirtioEntropy: VirtioDevice {
         // Holding the lock for the run makes `reset` wait for it: no guest-memory access after.
         active.withLock { active in
             guard let a = active else { return }
-            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log("\(name): \($0); the device needs a reset") }) { chain in
+            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log.report("broken ring", "\($0); the device needs a reset") }) { chain in
                 var written: UInt32 = 0
                 while let d = chain.next(), d.isWritable {
                     let n = min(Int(d.length), Self.maxBytesPerBuffer)

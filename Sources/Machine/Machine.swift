@@ -1,3 +1,4 @@
+import Diagnostics
 import CKVM
 import DeviceBus
 import Devices
@@ -34,6 +35,8 @@ public final class Machine: @unchecked Sendable {
     var pciAllocator: PCIResourceAllocator?
     /// The bare-metal test board, on a `.bare` board.
     public internal(set) var testBoard: TestBoard?
+    /// What the devices reported, once per cause (`--stats` shows the repeats).
+    public let events: GuestEventLog
     /// The virtio console, when the config has one (the CLI feeds it typed input).
     public internal(set) var virtioConsole: VirtioConsole?
     /// COM1.
@@ -57,6 +60,7 @@ public final class Machine: @unchecked Sendable {
     /// memory → vCPUs (each with CPUID, MSRs, FPU, LAPIC) → legacy devices.
     public init(config: MachineConfig) throws {
         self.config = config
+        events = GuestEventLog(sink: config.log)
         try config.validate()
         let kvm = try KVMSystem(path: config.kvmPath)
         guard config.cpus >= 1, config.cpus <= min(kvm.maxVCPUs, 254) else {

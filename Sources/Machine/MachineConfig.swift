@@ -22,7 +22,7 @@ public struct MachineConfig: Sendable {
     public var devices: [DeviceSpec] = []
     /// Where a virtio console's output goes, in pieces (one write(2) each).
     public var consoleBulkOutput: @Sendable (UnsafeRawBufferPointer) -> Void = { _ in }
-    /// Where devices report what went wrong (guest errors, I/O errors).
+    /// Where log lines go (guest-triggered ones once per device and cause: `GuestEventLog`).
     public var log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
 
     public init() {}

@@ -1,3 +1,4 @@
+import Diagnostics
 import ByteOrder
 import DeviceBus
 import GuestMemory
@@ -53,8 +54,9 @@ public final class VirtioMMIO: BusDevice {
     private let state: Mutex<VirtioState>
     private let interrupt: Interrupt
     private let notify: @Sendable (Int) -> Void
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
     private let notifyExits = Atomic<Int>(0)
+    private let lifecycle = DeviceLifecycle()
     /// Version 1: the guest's page size and used-ring alignment, for QueuePFN.
     private let guestPageSizeValue = Atomic<UInt32>(4096)
     private let queueAlignValue = Atomic<UInt32>(4096)
@@ -67,7 +69,7 @@ public final class VirtioMMIO: BusDevice {
     ///   - raiseInterrupt: asserts the device's interrupt line (an irqfd signal).
     ///   - notify: hands a queue notification to the device's I/O thread.
     public init(device: any VirtioDevice, memory: GuestMemory, version: UInt32 = 2, raiseInterrupt: @escaping @Sendable () -> Void,
-                notify: @escaping @Sendable (Int) -> Void, log: @escaping @Sendable (String) -> Void = { _ in }) {
+                notify: @escaping @Sendable (Int) -> Void, log: DeviceLog = .discard) {
         precondition(version == 1 || version == 2)
         self.device = device
         self.version = version
@@ -182,10 +184,11 @@ public final class VirtioMMIO: BusDevice {
         switch action {
         case .none: break
         case .reset:
-            device.reset()
-            interrupt.status.store(0, ordering: .releasing)
-            guestPageSizeValue.store(4096, ordering: .relaxed)
-            queueAlignValue.store(4096, ordering: .relaxed)
+            lifecycle.reset(device) {
+                interrupt.status.store(0, ordering: .releasing)
+                guestPageSizeValue.store(4096, ordering: .relaxed)
+                queueAlignValue.store(4096, ordering: .relaxed)
+            }
         case .activate:
             activate()
         }
@@ -194,10 +197,14 @@ public final class VirtioMMIO: BusDevice {
     /// DRIVER_OK: validate every ready queue and hand them to the device, or mark the device
     /// DEVICE_NEEDS_RESET (with a config-change interrupt) if the driver's setup is broken.
     private func activate() {
-        let prepared: Result<([SplitQueue?], UInt64), QueueError> = state.withLock { s in
-            Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }
+        let started = lifecycle.activate(device, interrupt: interrupt, log: log) {
+            state.withLock { s in
+                // A reset since the DRIVER_OK write: nothing to start.
+                guard s.status & DeviceStatus.driverOK != 0 else { return nil }
+                return Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }
+            }
         }
-        if !startDevice(device, prepared, interrupt: interrupt, log: log) { interrupt.deviceNeedsReset() }
+        if !started { interrupt.deviceNeedsReset() }
     }
 
     public func registerName(offset: UInt64, isWrite: Bool) -> String? {

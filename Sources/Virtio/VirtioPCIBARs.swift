@@ -1,3 +1,4 @@
+import Diagnostics
 import ByteOrder
 import DeviceBus
 import PCI
@@ -80,14 +81,19 @@ extension VirtioPCI {
         switch action {
         case .none: break
         case .reset:
-            device.reset()
-            isr.store(0, ordering: .releasing)
-            state.withLock { $0.vectors = VirtioPCIVectors(queueCount: device.queueMaxSizes.count) }
-        case .activate:
-            let prepared: Result<([SplitQueue?], UInt64), QueueError> = state.withLock { s in
-                Result { () throws(QueueError) in (try s.virtio.makeQueues(memory: memory), s.virtio.driverFeatures) }
+            lifecycle.reset(device) {
+                isr.store(0, ordering: .releasing)
+                state.withLock { $0.vectors = VirtioPCIVectors(queueCount: device.queueMaxSizes.count) }
             }
-            if !startDevice(device, prepared, interrupt: self, log: log) { deviceNeedsReset() }
+        case .activate:
+            let started = lifecycle.activate(device, interrupt: self, log: log) {
+                state.withLock { s in
+                    // A reset since the DRIVER_OK write: nothing to start.
+                    guard s.virtio.status & DeviceStatus.driverOK != 0 else { return nil }
+                    return Result { () throws(QueueError) in (try s.virtio.makeQueues(memory: memory), s.virtio.driverFeatures) }
+                }
+            }
+            if !started { deviceNeedsReset() }
         }
     }
 
@@ -158,23 +164,4 @@ extension VirtioPCI {
 
     /// Whether INTx should still be asserted (the machine asks after the guest's EOI).
     public var intxPending: Bool { isr.load(ordering: .acquiring) != 0 && !intxDisabled }
-}
-
-/// Validates the driver's queues and starts the device; false (after logging) when the setup
-/// is broken or the device refuses it, and the transport must set DEVICE_NEEDS_RESET.
-func startDevice(_ device: any VirtioDevice, _ prepared: Result<([SplitQueue?], UInt64), QueueError>,
-                 interrupt: any VirtioInterrupt, log: @Sendable (String) -> Void) -> Bool {
-    switch prepared {
-    case let .failure(error):
-        log("\(device.name): refusing DRIVER_OK: \(error)")
-        return false
-    case let .success((queues, features)):
-        do {
-            try device.activate(features: features, queues: queues, interrupt: interrupt)
-            return true
-        } catch {
-            log("\(device.name): activation failed: \(error)")
-            return false
-        }
-    }
 }
