@@ -92,9 +92,11 @@ public final class VirtioConsole: VirtioDevice {
         }
     }
 
+    /// Writes out at most one ring's worth of chains per wake-up (then asks to be run again),
+    /// so a guest refilling the ring from another vCPU cannot keep the I/O thread here.
     private func drainTransmit(_ q: SplitQueue, _ interrupt: any VirtioInterrupt) throws(QueueError) {
-        var completed = false
-        while var chain = try q.popAvailable() {
+        var served = 0
+        while served < Int(q.size), var chain = try q.popAvailable() {
             while let d = chain.next(), !d.isWritable {
                 // The chain validated the range against RAM; no copy, no allocation.
                 guard d.length > 0, let base = try? q.memory.hostPointer(d.address, length: UInt64(d.length)) else { continue }
@@ -107,9 +109,10 @@ public final class VirtioConsole: VirtioDevice {
             }
             if let error = chain.error { throw error }
             q.addUsed(head: chain.head, written: 0)
-            completed = true
+            served += 1
         }
-        if completed && q.needsInterrupt() { interrupt.signalUsedBuffers(queue: Self.transmitQueue) }
+        if served > 0 && q.needsInterrupt() { interrupt.signalUsedBuffers(queue: Self.transmitQueue) }
+        if served == Int(q.size) { interrupt.serveAgain(queue: Self.transmitQueue) }
     }
 
     private func fillReceive(_ q: SplitQueue, _ backlog: inout [UInt8], _ interrupt: any VirtioInterrupt) throws(QueueError) {

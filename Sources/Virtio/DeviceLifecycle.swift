@@ -56,6 +56,7 @@ private final class EpochInterrupt: VirtioInterrupt {
     func signalUsedBuffers(queue: Int) { if live { base.signalUsedBuffers(queue: queue) } }
     func signalConfigChange() { if live { base.signalConfigChange() } }
     func deviceNeedsReset() { if live { base.deviceNeedsReset() } }
+    func serveAgain(queue: Int) { if live { base.serveAgain(queue: queue) } }
 }
 
 /// Validates the driver's queues and starts the device; false (after logging) when the setup

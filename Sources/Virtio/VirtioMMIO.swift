@@ -80,6 +80,7 @@ public final class VirtioMMIO: BusDevice {
         self.log = log
         interrupt.markNeedsReset = { [weak self] in self?.state.withLock { $0.setNeedsReset() } }
         interrupt.bumpGeneration = { [weak self] in self?.state.withLock { $0.bumpConfigGeneration() } }
+        interrupt.requeue = notify
     }
 
     /// InterruptStatus bits and the line behind them, shared with the device's I/O thread.
@@ -98,6 +99,9 @@ public final class VirtioMMIO: BusDevice {
             status.bitwiseOr(VirtioMMIO.interruptUsedBuffer, ordering: .releasing)
             raise()
         }
+        // Set once in VirtioMMIO.init, before the object is shared.
+        var requeue: @Sendable (Int) -> Void = { _ in }
+        func serveAgain(queue: Int) { requeue(queue) }
         func signalConfigChange() {
             bumpGeneration()
             status.bitwiseOr(VirtioMMIO.interruptConfigChange, ordering: .releasing)

@@ -157,6 +157,10 @@ extension VirtioPCI {
         raise(target(vector: { $0.vectors.config }, isrBit: 2), isrBit: 2)
     }
 
+    public func serveAgain(queue: Int) {
+        if queue >= 0 && queue < device.queueMaxSizes.count { notify(queue) }
+    }
+
     public func deviceNeedsReset() {
         state.withLock { $0.virtio.setNeedsReset() }
         signalConfigChange()
