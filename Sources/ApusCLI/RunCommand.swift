@@ -60,8 +60,8 @@ public struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")
     public var rng = false
 
-    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: mmio (virtio-mmio 2), mmio-legacy (virtio-mmio 1), pci (virtio-pci 1.0 with MSI-X), pci-transitional (also the legacy I/O header).", valueName: "kind"))
-    public var transport: VirtioTransport = .mmio
+    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: pci (virtio-pci 1.0 with MSI-X, the default), pci-transitional (also the legacy I/O header), mmio (virtio-mmio 2), mmio-legacy (virtio-mmio 1).", valueName: "kind"))
+    public var transport: VirtioTransport = .pci
 
     @Option(name: .long, help: ArgumentHelp("virtio-pci doorbells: mmio (memory BAR, KVM fast MMIO) or pio (I/O BAR, port writes).", valueName: "mmio|pio"))
     public var notify: NotifyMethod = .mmio

@@ -14,8 +14,10 @@ public struct MachineConfig: Sendable {
     public var consoleOutput: @Sendable (UInt8) -> Void = standardOutputSink
     /// The KVM device.
     public var kvmPath = "/dev/kvm"
-    /// How virtio devices attach to the board.
-    public var transport: VirtioTransport = .mmio
+    /// How virtio devices attach to the board. virtio-pci by default: with MSI-X a completion
+    /// costs no exit (virtio-mmio's costs two: InterruptStatus and InterruptACK), and Linux
+    /// finds it with or without ACPI (docs/linux-benchmarks.md has the figures).
+    public var transport: VirtioTransport = .pci
     /// Where virtio-pci doorbells live.
     public var notify: NotifyMethod = .mmio
     /// The virtio devices, in the order they are attached (slot order, /dev/vda before /dev/vdb).
