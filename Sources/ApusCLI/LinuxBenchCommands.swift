@@ -39,7 +39,7 @@ struct BootBenchCommand: ParsableCommand {
 
         Examples:
           apus bench boot
-          apus bench boot --runs 9 --vmm apus-mmio apus-pci qemu-microvm qemu-q35 --json
+          apus bench boot --runs 9 --vmm apus-mmio apus-pci qemu-q35 --json
           apus bench boot --vmm apus-pci apus-pci-pio qemu-q35 --baseline apus-pci
           apus bench boot --qemu /usr/local/bin/qemu-system-x86_64 --csv > boot.csv
         """)

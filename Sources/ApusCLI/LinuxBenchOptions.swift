@@ -6,11 +6,11 @@ import LinuxSupport
 /// how often, and how to print the result.
 struct LinuxBenchOptions: ParsableArguments {
     @Option(name: .customLong("vmm"), parsing: .upToNextOption,
-            help: ArgumentHelp("The VMMs to compare: apus-mmio (also: apus), apus-pci, apus-pci-pio, qemu-microvm, qemu-q35; the first run starts with the first one. (default: all five)", valueName: "name"))
+            help: ArgumentHelp("The VMMs to compare (`apus` is accepted for apus-mmio); the first run starts with the first one.", valueName: "name"))
     var vmms: [BenchVMM] = BenchVMM.allCases
 
     @Option(name: .customLong("baseline"),
-            help: ArgumentHelp("The VMM the ratios are taken against: each other VMM's median over its median. (default: apus-mmio, else the first apus in --vmm)", valueName: "name"))
+            help: ArgumentHelp("The VMM the ratios are taken against: each other VMM's median over its median. (default: apus-mmio, or the first apus-* in --vmm)", valueName: "name"))
     var baselineOption: BenchVMM?
 
     @Option(help: "Boots per VMM; the VMMs take turns, starting with a different one each run. (default: 5 for boot, 3 for blk)")
