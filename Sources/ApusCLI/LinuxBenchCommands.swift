@@ -32,6 +32,12 @@ struct BootBenchCommand: ParsableCommand {
         is "to exit". The kernel's own uptime at init is shown too: the difference is what \
         happens before the kernel's clock starts (VMM setup and firmware).
 
+        Every VMM also serves a small scratch image (16 MiB) as a virtio-blk disk that no \
+        program in the guest touches, so each column boots its transport: the kernel enumerates the bus \
+        before init, and /init's module loading probes the disk before poweroff. Without a \
+        virtio device apus would not even install its PCI root, and the apus columns would boot \
+        one and the same machine.
+
         \(vmmDiscussion)
 
         Needs a KVM that boots Linux (VMX or SVM). On a machine whose /dev/kvm cannot (kvm_pvm), \
@@ -50,16 +56,20 @@ struct BootBenchCommand: ParsableCommand {
     var initrd = "guest/build/linux/initrd.cpio.gz"
 
     func run() throws {
+        let logDirectory = try options.makeLogDirectory()
+        let image = "\(logDirectory)/boot-scratch.img"
+        try createScratchImage(image, mebibytes: 16)
+        defer { unlink(image) }
         let guest = BenchGuest(kernel: options.kernel, initrd: initrd, commandLine: benchCommandLine("bench-boot"),
-                               cpus: options.cpus, memoryMiB: try options.memoryMiB(), disk: nil)
+                               cpus: options.cpus, memoryMiB: try options.memoryMiB(), disk: image)
         let metrics = [
             LinuxBenchReport.Metric(key: "to-init", label: "to init (s)", higherIsBetter: false, digits: 2),
             LinuxBenchReport.Metric(key: "kernel-uptime-at-init", label: "kernel's uptime at init (s)", higherIsBetter: false, digits: 2),
             LinuxBenchReport.Metric(key: "to-exit", label: "to exit (s)", higherIsBetter: false, digits: 2),
         ]
         let bench = LinuxBench(name: "boot", options: options, runs: options.runs ?? 5,
-                               logDirectory: try options.makeLogDirectory(), guest: guest, metrics: metrics,
-                               setup: "\(options.kernel) + \(initrd), \(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
+                               logDirectory: logDirectory, guest: guest, metrics: metrics,
+                               setup: "\(options.kernel) + \(initrd), a 16 MiB virtio-blk disk, \(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
             guard let exit = boot.exitTime else { throw CLIError("the VMM did not exit") }
             return [try boot.time("init"), try boot.value("init", "uptime"), exit]
         }
@@ -143,23 +153,23 @@ struct BlkBenchCommand: ParsableCommand {
         }
         print(options.render(try bench.run()), terminator: "")
     }
+}
 
-    /// A raw image of `mebibytes` MiB filled with a non-zero pattern, so that reads move data
-    /// (a sparse image would let the host answer reads of holes for free).
-    private func createScratchImage(_ path: String, mebibytes: Int) throws(CLIError) {
-        let fd: OwnedFD = try { () throws(CLIError) -> OwnedFD in
-            do { return try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) } catch {
-                throw CLIError("cannot create the scratch image \(path): \(error)")
-            }
-        }()
-        let raw = fd.raw
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        for i in block.indices { block[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 9) | 1 }
-        for _ in 0..<mebibytes {
-            let written = block.withUnsafeBytes { write(raw, $0.baseAddress, $0.count) }
-            guard written == block.count else {
-                throw CLIError("cannot write the scratch image \(path): \(SystemError.current("write"))")
-            }
+/// A raw image of `mebibytes` MiB filled with a non-zero pattern, so that reads move data
+/// (a sparse image would let the host answer reads of holes for free).
+private func createScratchImage(_ path: String, mebibytes: Int) throws(CLIError) {
+    let fd: OwnedFD = try { () throws(CLIError) -> OwnedFD in
+        do { return try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) } catch {
+            throw CLIError("cannot create the scratch image \(path): \(error)")
+        }
+    }()
+    let raw = fd.raw
+    var block = [UInt8](repeating: 0, count: 1 << 20)
+    for i in block.indices { block[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 9) | 1 }
+    for _ in 0..<mebibytes {
+        let written = block.withUnsafeBytes { write(raw, $0.baseAddress, $0.count) }
+        guard written == block.count else {
+            throw CLIError("cannot write the scratch image \(path): \(SystemError.current("write"))")
         }
     }
 }
