@@ -12,13 +12,14 @@
 #
 #   KERNEL_PACKAGE=linux-image-rt-amd64 (any Debian kernel package) with run, e2e, guest-linux and
 #   the benchmarks builds and boots that kernel with its own modules.
-#   make bench-smoke  apus bench boot and blk, one short run each (part of make test)
+#   make bench-smoke  apus bench boot and blk, one short run of each VMM column (part of make test)
 #   make guests     bare-metal test guests → guest/build/bare
 #   make guest-linux  Debian cloud kernel + busybox initramfs → guest/build/linux
 #   make release    optimized, statically linked apus → .build/release/apus
 #   make bench      apus bench exits: the exit-cost table, apus beside a minimal C loop
-#   make bench-boot apus bench boot: boot time, apus beside QEMU microvm and q35 (nested host here)
-#   make bench-blk  apus bench blk: virtio-blk throughput and IOPS (fio), apus beside QEMU
+#   make bench-boot apus bench boot: boot time, apus over virtio-mmio, virtio-pci (MMIO and PIO
+#                   doorbells) beside QEMU microvm and q35 (nested host here)
+#   make bench-blk  apus bench blk: virtio-blk throughput and IOPS (fio), the same five columns
 
 SHELL := /bin/bash
 # The Swift toolchain lives in /opt/swift on the project's machines.
@@ -89,7 +90,8 @@ SOAK_BOOTS ?= 20
 nested-soak: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) scripts/nested-soak.sh $(SOAK_BOOTS)
 
-# One short run of each Linux benchmark: they must keep working (no thresholds on the figures).
+# One short run of each Linux benchmark, every VMM column (apus-mmio, apus-pci, apus-pci-pio and
+# both QEMUs) once: they must keep working (no thresholds on the figures).
 bench-smoke: release guest-linux guest-linux-fio
 	LINUX_ASSETS=$(LINUX_OUT) tests/bench-linux-smoke.sh
 
@@ -101,7 +103,8 @@ run: release guest-linux
 bench: release guests bench-tools
 	$(APUS_RELEASE) bench exits
 
-# BENCH_ARGS: extra `apus bench boot|blk` options, e.g. make bench-blk BENCH_ARGS='--runs 5 --json'.
+# BENCH_ARGS: extra `apus bench boot|blk` options, e.g. make bench-blk BENCH_ARGS='--runs 5 --json'
+# or BENCH_ARGS='--vmm apus-pci apus-pci-pio --baseline apus-pci' (all five VMMs by default).
 bench-boot: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh boot $(BENCH_ARGS)
 
