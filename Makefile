@@ -13,6 +13,9 @@
 #   KERNEL_PACKAGE=linux-image-rt-amd64 (any Debian kernel package) with run, e2e, guest-linux and
 #   the benchmarks builds and boots that kernel with its own modules.
 #   make bench-smoke  apus bench boot and blk, one short run of each VMM column (part of make test)
+#   make fuzz       each libFuzzer target (Fuzz/) for FUZZ_SECONDS (default 60); fuzz-smoke, part of
+#                   make test, for FUZZ_SMOKE_SECONDS (10). A crash fails either.
+#   make tsan       the unit and KVM tests under ThreadSanitizer (not in make test yet)
 #   make guests     bare-metal test guests → guest/build/bare
 #   make guest-linux  Debian cloud kernel + busybox initramfs → guest/build/linux
 #   make release    optimized, statically linked apus → .build/release/apus
@@ -36,7 +39,7 @@ APUS_RELEASE := .build/release/apus
 include mk/linux.mk
 
 .PHONY: all deps build release guests guest bench-tools unit tsan cli-tests e2e harness-selftest nested-soak \
-	test run bench bench-boot bench-blk bench-smoke clean
+	test run bench bench-boot bench-blk bench-smoke fuzz-build fuzz fuzz-smoke clean
 
 # `make guest`: the Linux guest assets (alias of guest-linux from mk/linux.mk).
 guest: guest-linux
@@ -95,7 +98,32 @@ nested-soak: release guest-linux
 bench-smoke: release guest-linux guest-linux-fio
 	LINUX_ASSETS=$(LINUX_OUT) tests/bench-linux-smoke.sh
 
-test: unit cli-tests e2e harness-selftest bench-smoke
+# libFuzzer targets (Fuzz/; docs/security.md, "Fuzzing"), built with AddressSanitizer into
+# their own build directory. The manifest declares them only when APUS_FUZZ is set, and only
+# one product at a time: SwiftPM parses every executable as a library under --sanitize fuzzer,
+# which `apus`'s top-level main.swift cannot be.
+FUZZ_TARGETS := split-queue virtio-blk virtio-mmio virtio-pci pci-root bzimage size-parser
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_BUILD := .build-fuzz
+
+# --sanitize makes SwiftPM link libFuzzer's main; the trailing -sanitize=fuzzer,address is what
+# instruments the Swift code, since swiftc keeps only its last -sanitize= flag and SwiftPM
+# passes the two separately (coverage would be lost). lld: gold warns about ASan's symbols.
+FUZZ_FLAGS := --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+
+fuzz-build: deps
+	@for t in $(FUZZ_TARGETS); do \
+		APUS_FUZZ=1 $(SWIFT) build -q --scratch-path $(FUZZ_BUILD) $(FUZZ_FLAGS) --product fuzz-$$t || exit 1; \
+	done
+
+fuzz: fuzz-build
+	Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	Fuzz/run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+test: unit cli-tests e2e harness-selftest bench-smoke fuzz-smoke
 
 run: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) scripts/run-demo.sh
@@ -112,5 +140,5 @@ bench-blk: release guest-linux guest-linux-fio
 	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh blk $(BENCH_ARGS)
 
 clean:
-	rm -rf .build guest/build/bare guest/build/bench guest/build/e2e guest/build/demo \
+	rm -rf .build $(FUZZ_BUILD) guest/build/bare guest/build/bench guest/build/e2e guest/build/demo \
 		guest/build/bench-linux guest/build/bench-smoke guest/build/harness-selftest guest/build/soak

@@ -59,3 +59,26 @@ let package = Package(
             swiftSettings: strict),
     ]
 )
+
+// libFuzzer targets (Fuzz/, run by `make fuzz`; see docs/security.md). Each is an executable
+// whose only entry point is `LLVMFuzzerTestOneInput`: libFuzzer supplies `main`, so they link
+// only in a build with `--sanitize fuzzer`, where SwiftPM also drops its renaming of `main`.
+// They are declared only when APUS_FUZZ is set (the Makefile sets it and builds them into
+// .build-fuzz), so a plain `swift build` or `swift test` never sees them.
+if Context.environment["APUS_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("split-queue", ["GuestMemory", "Virtio"]),
+        ("virtio-blk", ["GuestMemory", "Virtio", "Devices"]),
+        ("virtio-mmio", ["GuestMemory", "Virtio", "Devices"]),
+        ("virtio-pci", ["GuestMemory", "Virtio", "Devices", "PCI"]),
+        ("pci-root", ["GuestMemory", "Virtio", "Devices", "PCI", "DeviceBus"]),
+        ("bzimage", ["Boot"]),
+        ("size-parser", ["ApusCLI"]),
+    ]
+    package.targets.append(.target(name: "FuzzKit", dependencies: ["GuestMemory", "LinuxSupport", "Virtio", "Devices", "PCI"],
+                                   path: "Fuzz/FuzzKit", swiftSettings: strict))
+    for t in fuzzTargets {
+        package.targets.append(.executableTarget(name: "fuzz-\(t.name)", dependencies: ["FuzzKit"] + t.dependencies,
+                                                 path: "Fuzz/\(t.name)", swiftSettings: strict))
+    }
+}
