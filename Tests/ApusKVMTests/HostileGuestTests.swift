@@ -96,4 +96,36 @@ import Testing
         let other = log.filter { !broken.contains($0) && !$0.contains("refusing DRIVER_OK") && !headerless.contains($0) }
         #expect(other.isEmpty, "unexpected device messages:\n\(other.joined(separator: "\n"))")
     }
+
+    /// hostile-pci.S: configuration-space and register garbage of every size, the state machine
+    /// out of order, the pci_cfg window, a broken ring and BARs moved under the live device —
+    /// on a modern virtio-blk, one whose doorbells are ports, and a transitional one.
+    @Test(arguments: [(VirtioTransport.pci, NotifyMethod.mmio), (.pci, .pio), (.pciTransitional, .mmio)])
+    func registerAndConfigGarbageOverVirtioPCI(transport: VirtioTransport, notify: NotifyMethod) throws {
+        let image = try Image(sectors: 2048)
+        let capture = Capture()
+        var config = MachineConfig()
+        config.memorySize = 32 << 20
+        config.transport = transport
+        config.notify = notify
+        config.devices = [.disk(path: image.path, readOnly: false), .rng]
+        capture.configure(&config)
+        guard let run = try KVMTestSupport.runAssembled("hostile-pci", config: config) else { return }
+
+        #expect(run.reason == .debugExit(0), "the guest failed at step \(run.reason.exitStatus) (100 + n: the device did not recover from attack n)")
+        #expect(image.holdsCheckPattern(sector: 21))
+        // Every doorbell is back where its BAR is: virtio-blk's and the neighbour's it was placed
+        // over (one each, and a second in the legacy header of a transitional device).
+        let perDevice = transport == .pciTransitional ? 2 : 1
+        #expect(run.machine.virtioPCIPlacements.map(\.registeredDoorbells.count) == [perDevice, perDevice])
+
+        let log = capture.log
+        #expect(Self.lines(log, containing: "refusing DRIVER_OK").count == 1, "step 16")
+        #expect(Self.lines(log, containing: "the device needs a reset").count == 1, "step 19")
+        // Step 21: KVM refuses a second ioeventfd on the rng's doorbell — said once, although
+        // the BAR moved there and back (and the config garbage moved it hundreds of times).
+        let refused = Self.lines(log, containing: "not placed")
+        #expect(refused.count == (notify == .mmio ? 1 : 0), "\(refused)")
+        #expect(log.count <= 3, "\(log.joined(separator: "\n"))")
+    }
 }
