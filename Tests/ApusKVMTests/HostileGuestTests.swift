@@ -128,4 +128,24 @@ import Testing
         #expect(refused.count == (notify == .mmio ? 1 : 0), "\(refused)")
         #expect(log.count <= 3, "\(log.joined(separator: "\n"))")
     }
+
+    /// hostile-uart.S: the loopback flood (the FIFO stays 16 bytes; nothing leaks to the
+    /// console), register garbage on every COM1 port, and a storm of interrupt-line edges.
+    @Test func uartLoopbackFloodAndGarbage() throws {
+        let capture = Capture()
+        var config = MachineConfig()
+        config.memorySize = 32 << 20
+        capture.configure(&config)
+        guard let run = try KVMTestSupport.runAssembled("hostile-uart", config: config) else { return }
+
+        #expect(run.reason == .debugExit(0), "the guest failed at step \(run.reason.exitStatus)")
+        // Not a byte of the loopback flood reached the console: only the storm's dots and the
+        // guest's last line.
+        let expected = String(repeating: ".", count: 4000) + "hostile-uart: alive\n"
+        #expect(run.console == expected, "\(run.console.utf8.count) bytes: \(run.console.suffix(80).debugDescription)")
+        // The flood really was one exit per byte (string I/O aside), and the line ended low.
+        #expect((run.machine.statistics?[.pioWrite] ?? 0) > 100_000)
+        #expect(!run.machine.serial.lineIsHigh)
+        #expect(capture.log.isEmpty, "\(capture.log)")
+    }
 }
