@@ -148,4 +148,35 @@ import Testing
         #expect(!run.machine.serial.lineIsHigh)
         #expect(capture.log.isEmpty, "\(capture.log)")
     }
+
+    /// hostile-race.S: vCPU 1 resets virtio-blk while vCPU 0 keeps it busy; a reset must wait
+    /// for the queue run in progress and leave nothing of it behind (the status reads 0).
+    @Test func statusWritesOnOneVCPURacingIOOnAnother() throws {
+        let image = try Image(sectors: 32768)
+        let capture = Capture()
+        var config = MachineConfig()
+        config.cpus = 2
+        config.memorySize = 64 << 20
+        config.devices = [.disk(path: image.path, readOnly: false)]
+        capture.configure(&config)
+        guard let run = try KVMTestSupport.runAssembled("hostile-race", config: config) else { return }
+
+        #expect(run.reason == .debugExit(0), "the guest failed at step \(run.reason.exitStatus) (100 + n: the device did not recover from step n)")
+        #expect(image.holdsCheckPattern(sector: 3))
+        // [completions vCPU 0 saw during the free-for-all, resets that found step 3's batch
+        // half done] — how much racing there was, for the record (timing decides it).
+        let reports = run.board.probePIO.reports
+        #expect(reports.count == 2, "\(reports)")
+
+        // Every message is a broken ring (the free-for-all's index races, step 3's loops), and
+        // there is at most one per device session: 1000 restarts by vCPU 1, 256 batches, and
+        // a few starts by vCPU 0 — not one per notify.
+        let log = capture.log
+        #expect(log.allSatisfy { $0.contains("the device needs a reset") }, "\(log.prefix(10))")
+        #expect(log.count <= 1000 + 256 + 3)
+        // Once per cause and device: two causes here (an index too far ahead, a chain too long).
+        withKnownIssue("per-event logging: rate-limited logging facade in progress") {
+            #expect(log.count <= 2, "\(log.count) lines for two causes")
+        }
+    }
 }
