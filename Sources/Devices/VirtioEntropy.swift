@@ -12,8 +12,11 @@ public final class VirtioEntropy: VirtioDevice {
     public let name: String
     public let offeredFeatures = VirtioFeature.version1 | VirtioFeature.ringIndirectDesc | VirtioFeature.ringEventIdx
     public let queueMaxSizes: [UInt16] = [256]
-    /// At most this many bytes per buffer: a guest cannot make one request drain the host pool.
-    static let maxBytesPerBuffer = 64 * 1024
+    /// At most this many bytes per request (per chain, not per buffer: 256 overlapping buffers
+    /// of a small RAM would otherwise make one request cost 16 MiB of `getrandom`, and a full
+    /// ring of them 4 GiB — seconds of I/O thread that a reset, and apus's exit, wait for).
+    /// The device may fill less than the driver offered (virtio 1.2 §5.4.6).
+    static let maxBytesPerRequest = 64 * 1024
     private let log: DeviceLog
 
     private struct Active: @unchecked Sendable {
@@ -44,13 +47,14 @@ public final class VirtioEntropy: VirtioDevice {
         active.withLock { active in
             guard let a = active else { return }
             a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log.report("broken ring", "\($0); the device needs a reset") }) { chain in
-                var written: UInt32 = 0
+                // The whole chain is still walked (and so validated); only the filling stops.
+                var written = 0
                 while let d = chain.next(), d.isWritable {
-                    let n = min(Int(d.length), Self.maxBytesPerBuffer)
+                    let n = min(Int(d.length), Self.maxBytesPerRequest - written)
                     guard n > 0, let host = try? a.queue.memory.hostPointer(d.address, length: UInt64(n)) else { continue }
-                    written += UInt32(fillRandom(host, count: n))
+                    written += fillRandom(host, count: n)
                 }
-                return written
+                return UInt32(written)
             }
         }
     }

@@ -78,6 +78,30 @@ enum KVMTestSupport {
     }
 }
 
+extension KVMTestSupport {
+    /// Runs `guest` on a whole board built the way `apus run --bare` builds it:
+    /// `Machine.assemble(config, board: .bare())`, so `config.devices` are the real devices on
+    /// `config.transport`. The console output is captured (whatever `config.consoleOutput`
+    /// says); a watchdog stops a guest that hangs.
+    static func runAssembled(_ guest: String, config: MachineConfig, timeoutSeconds: Int = 60,
+                             sourceLocation: SourceLocation = #_sourceLocation) throws -> Run? {
+        guard kvmAvailable(sourceLocation: sourceLocation),
+              let image = bareGuest(guest, sourceLocation: sourceLocation) else { return nil }
+        let console = Console()
+        var config = config
+        config.consoleOutput = console.sink
+        let machine = try Machine.assemble(config, board: .bare())
+        let board = try #require(machine.testBoard, sourceLocation: sourceLocation)
+        try machine.loadBare(image: image)
+        let watchdog = Watchdog(seconds: timeoutSeconds) { [control = machine.control] in
+            control.requestStop(.vmmError("watchdog: guest '\(guest)' still running after \(timeoutSeconds) s"))
+        }
+        let reason = machine.run()
+        watchdog.cancel()
+        return Run(reason: reason, machine: machine, board: board, console: console.text)
+    }
+}
+
 /// Calls `fire` after a timeout unless cancelled first.
 final class Watchdog: Sendable {
     private final class Flag: Sendable { let cancelled = Atomic<Bool>(false) }
