@@ -12,14 +12,21 @@ import Synchronization
 /// reset the device since it asked. Each activation hands the device an interrupt tied to the
 /// current epoch; a reset starts a new epoch, so a late "needs reset" or interrupt from the old
 /// activation (an I/O thread finishing a batch) is dropped instead of landing in the fresh state.
+///
+/// The epoch must move in the same critical section as the register state: the transport calls
+/// `advance` under its state lock when a status write resets it, and marks DEVICE_NEEDS_RESET
+/// only under that lock after checking the epoch (`needsReset` below), so no "needs reset" can
+/// slip in between the fresh state and the new epoch.
 final class DeviceLifecycle: Sendable {
     private let turn = Mutex<Void>(())
     private let epoch = Atomic<UInt64>(0)
 
-    /// Resets the device and runs `clear` (the transport's own reset work), in a new epoch.
+    /// Starts a new epoch. Call under the transport's state lock, as the status write resets it.
+    func advance() { epoch.add(1, ordering: .acquiringAndReleasing) }
+
+    /// Resets the device and runs `clear` (the transport's own reset work).
     func reset(_ device: any VirtioDevice, clear: () -> Void) {
         turn.withLock { _ in
-            epoch.add(1, ordering: .acquiringAndReleasing)
             device.reset()
             clear()
         }
@@ -28,11 +35,14 @@ final class DeviceLifecycle: Sendable {
     /// Starts the device if the driver still wants it: `prepare` (run under this lock) returns
     /// nil when a reset came first, else the validated queues and features or the setup error.
     /// Returns false when the device must be marked DEVICE_NEEDS_RESET.
+    /// `needsReset(epoch)` must set DEVICE_NEEDS_RESET (and interrupt) only if `epoch` is still
+    /// current, checked under the transport's state lock.
     func activate(_ device: any VirtioDevice, interrupt: any VirtioInterrupt, log: DeviceLog,
-                  prepare: () -> Result<([SplitQueue?], UInt64), QueueError>?) -> Bool {
+                  needsReset: @escaping @Sendable (UInt64) -> Void,
+                  prepare: () -> (Result<([SplitQueue?], UInt64), QueueError>, UInt64)?) -> Bool {
         turn.withLock { _ in
-            guard let prepared = prepare() else { return true }
-            let scoped = EpochInterrupt(interrupt, epoch: epoch.load(ordering: .acquiring), current: self)
+            guard let (prepared, epoch) = prepare() else { return true }
+            let scoped = EpochInterrupt(interrupt, epoch: epoch, current: self, needsReset: needsReset)
             return startDevice(device, prepared, interrupt: scoped, log: log)
         }
     }
@@ -45,17 +55,22 @@ private final class EpochInterrupt: VirtioInterrupt {
     let base: any VirtioInterrupt
     let epoch: UInt64
     let lifecycle: DeviceLifecycle
+    let needsReset: @Sendable (UInt64) -> Void
 
-    init(_ base: any VirtioInterrupt, epoch: UInt64, current lifecycle: DeviceLifecycle) {
+    init(_ base: any VirtioInterrupt, epoch: UInt64, current lifecycle: DeviceLifecycle,
+         needsReset: @escaping @Sendable (UInt64) -> Void) {
         self.base = base
         self.epoch = epoch
         self.lifecycle = lifecycle
+        self.needsReset = needsReset
     }
 
+    // A used-buffer or config interrupt that slips past this check just after a reset is
+    // harmless (a spurious interrupt); DEVICE_NEEDS_RESET is not, so it is checked under the lock.
     private var live: Bool { lifecycle.current == epoch }
     func signalUsedBuffers(queue: Int) { if live { base.signalUsedBuffers(queue: queue) } }
     func signalConfigChange() { if live { base.signalConfigChange() } }
-    func deviceNeedsReset() { if live { base.deviceNeedsReset() } }
+    func deviceNeedsReset() { needsReset(epoch) }
     func serveAgain(queue: Int) { if live { base.serveAgain(queue: queue) } }
 }
 

@@ -180,7 +180,10 @@ public final class VirtioMMIO: BusDevice {
             case .queueDriverHigh where version == 2: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
             case .queueDeviceLow where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
             case .queueDeviceHigh where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case .status: return s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
+            case .status:
+                let action = s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
+                if action == .reset { lifecycle.advance() }
+                return action
             default: break
             }
             return .none
@@ -201,14 +204,25 @@ public final class VirtioMMIO: BusDevice {
     /// DRIVER_OK: validate every ready queue and hand them to the device, or mark the device
     /// DEVICE_NEEDS_RESET (with a config-change interrupt) if the driver's setup is broken.
     private func activate() {
-        let started = lifecycle.activate(device, interrupt: interrupt, log: log) {
+        let started = lifecycle.activate(device, interrupt: interrupt, log: log,
+                                         needsReset: { [weak self] epoch in self?.needsReset(epoch: epoch) }) {
             state.withLock { s in
                 // A reset since the DRIVER_OK write: nothing to start.
                 guard s.status & DeviceStatus.driverOK != 0 else { return nil }
-                return Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }
+                return (Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }, lifecycle.current)
             }
         }
         if !started { interrupt.deviceNeedsReset() }
+    }
+
+    /// DEVICE_NEEDS_RESET for the activation of `epoch`, unless the driver reset the device since.
+    private func needsReset(epoch: UInt64) {
+        let marked = state.withLock { s -> Bool in
+            guard lifecycle.current == epoch else { return false }
+            s.setNeedsReset()
+            return true
+        }
+        if marked { interrupt.signalConfigChange() }
     }
 
     public func registerName(offset: UInt64, isWrite: Bool) -> String? {

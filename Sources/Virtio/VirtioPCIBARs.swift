@@ -70,8 +70,10 @@ extension VirtioPCI {
         guard let (field, shift) = VirtioPCICommonConfig.decode(offset: offset, count: data.count) else { return }
         let action = state.withLock { s in
             s.legacyDriver = false
-            return s.virtio.writeCommon(field, shift: shift, count: data.count, value: data.littleEndianValue,
-                                        vectors: &s.vectors, vectorCount: s.msix.vectorCount)
+            let action = s.virtio.writeCommon(field, shift: shift, count: data.count, value: data.littleEndianValue,
+                                              vectors: &s.vectors, vectorCount: s.msix.vectorCount)
+            if action == .reset { lifecycle.advance() }
+            return action
         }
         perform(action)
     }
@@ -86,11 +88,13 @@ extension VirtioPCI {
                 state.withLock { $0.vectors = VirtioPCIVectors(queueCount: device.queueMaxSizes.count) }
             }
         case .activate:
-            let started = lifecycle.activate(device, interrupt: self, log: log) {
+            let started = lifecycle.activate(device, interrupt: self, log: log,
+                                             needsReset: { [weak self] epoch in self?.needsReset(epoch: epoch) }) {
                 state.withLock { s in
                     // A reset since the DRIVER_OK write: nothing to start.
                     guard s.virtio.status & DeviceStatus.driverOK != 0 else { return nil }
-                    return Result { () throws(QueueError) in (try s.virtio.makeQueues(memory: memory), s.virtio.driverFeatures) }
+                    return (Result { () throws(QueueError) in (try s.virtio.makeQueues(memory: memory), s.virtio.driverFeatures) },
+                            lifecycle.current)
                 }
             }
             if !started { deviceNeedsReset() }
@@ -159,6 +163,16 @@ extension VirtioPCI {
 
     public func serveAgain(queue: Int) {
         if queue >= 0 && queue < device.queueMaxSizes.count { notify(queue) }
+    }
+
+    /// DEVICE_NEEDS_RESET for the activation of `epoch`, unless the driver reset the device since.
+    func needsReset(epoch: UInt64) {
+        let marked = state.withLock { s -> Bool in
+            guard lifecycle.current == epoch else { return false }
+            s.virtio.setNeedsReset()
+            return true
+        }
+        if marked { signalConfigChange() }
     }
 
     public func deviceNeedsReset() {
