@@ -10,6 +10,9 @@ set -uo pipefail
 seconds=$1 build=$2
 shift 2
 cd "$(dirname "$0")/.."
+# libFuzzer prints the stack of a crash itself; the Swift runtime's backtracer would be a second,
+# slow child process holding on to the caller's file descriptors (a build lock, say).
+export SWIFT_BACKTRACE=enable=no
 failed=()
 for target in "$@"; do
   work=$build/corpus/$target artifacts=$build/artifacts/$target log=$build/logs/$target.log
