@@ -152,10 +152,12 @@ public struct RunCommand: ParsableCommand {
         let backend = KVMBackend.detect()
         if kernel != nil { warnAboutLinuxBoot(on: backend) }
 
-        // The guest owns the terminal from here until it stops.
+        // SIGINT, SIGTERM and SIGHUP stop the machine cleanly from here on; only then does the
+        // guest own the terminal (until it stops, or apus dies: see RawTerminal).
+        SignalWatcher.start(control: machine.control)
         let interactive = (console == .stdio || console == .virtio) && bare == nil
         let terminal = interactive ? RawTerminal(fd: 0) : nil
-        SignalWatcher.start(control: machine.control)
+        defer { terminal?.restore() }
         let serial = machine.serial
         let deliver: @Sendable ([UInt8]) -> Int
         if let virtioConsole = machine.virtioConsole {
