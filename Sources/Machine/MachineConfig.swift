@@ -24,6 +24,8 @@ public struct MachineConfig: Sendable {
     public var consoleBulkOutput: @Sendable (UnsafeRawBufferPointer) -> Void = { _ in }
     /// Where devices report what went wrong (guest errors, I/O errors).
     public var log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
+    /// Whether `run` confines its threads with seccomp allow-lists (see `ThreadSandbox`).
+    public var seccomp = SeccompSettings()
 
     public init() {}
 
