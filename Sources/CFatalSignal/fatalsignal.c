@@ -1,7 +1,8 @@
 // The fatal-signal handler: restore the terminal, say why in one line, die of the same signal.
 // Everything reachable from `on_fatal` is async-signal-safe: it may interrupt malloc, hold no
 // lock and call nothing that a seccomp filter refuses (see Machine/SyscallAllowList.swift: every
-// thread kind allows ioctl TCSETS on descriptors 0-2, write, getpid, gettid and tgkill to apus).
+// thread kind allows ioctl TCSETS on descriptors 0-2, write, getpid, gettid, tgkill to apus,
+// clock_nanosleep and exit_group) — except getppid, which is on no list on purpose.
 #define _GNU_SOURCE
 #include "cfatalsignal.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_SECCOMP
@@ -64,6 +66,9 @@ int apus_fatal_restore_terminal(void) {
 enum { NAME_SLOTS = 512, NAME_LENGTH = 32, LABEL_LENGTH = 64 };
 static char syscall_names[NAME_SLOTS][NAME_LENGTH];
 static __thread char thread_label[LABEL_LENGTH];
+static __thread int thread_confined;
+
+void apus_fatal_mark_thread_confined(void) { thread_confined = 1; }
 
 static void copy_cut(char *to, size_t size, const char *from) {
     size_t n = strlen(from);
@@ -142,9 +147,6 @@ static const int fatal_signals[] = {
     SIGALRM, SIGUSR1, SIGUSR2, SIGVTALRM, SIGPROF, SIGIO, SIGSTKFLT, SIGPWR,
 };
 static struct sigaction previous[NSIG];
-static atomic_int chaining = 1;
-
-void apus_fatal_set_chaining(int on) { atomic_store(&chaining, on); }
 
 // Sends `sig` to this thread again; it is blocked inside the handler and our handler is gone
 // (SA_RESETHAND), so it kills the process by its default action once the handler returns.
@@ -152,7 +154,40 @@ static void raise_again(int sig) {
     syscall(SYS_tgkill, (long)getpid(), (long)syscall(SYS_gettid), (long)sig);
 }
 
+// SIGSYS keeps its handler (no SA_RESETHAND: a second thread's violation must not kill the
+// process before the first has restored the terminal and said why), so it needs another way to
+// die by its default action.
+static void die_of_sigsys(void) {
+    // On a confined thread, with SIGSYS blocked (it is, inside its handler): a call on no list.
+    // The kernel then resets SIGSYS to its default and kills the process with it.
+    syscall(SYS_getppid);
+    // Not confined (a SIGSYS sent from outside, or --seccomp off): the ordinary way.
+    struct sigaction default_action;
+    memset(&default_action, 0, sizeof default_action);
+    default_action.sa_handler = SIG_DFL;
+    if (sigaction(SIGSYS, &default_action, NULL) == 0) {
+        raise_again(SIGSYS);  // delivered once the handler returns and SIGSYS is unblocked
+        return;
+    }
+    syscall(SYS_exit_group, 128L + SIGSYS);
+}
+
+// The first thread to take a fatal signal reports it and ends the process; a thread that takes
+// one meanwhile (its handler still installed: SIGSYS, or another signal) waits for that end.
+static atomic_int dying;
+static __thread int handling;
+
+static void wait_for_the_end(void) {
+    struct timespec second = { 1, 0 };
+    for (;;) nanosleep(&second, NULL);
+}
+
 static void on_fatal(int sig, siginfo_t *info, void *context) {
+    // A fatal signal inside this handler: end now, by the shortest way.
+    if (handling) syscall(SYS_exit_group, 128L + sig);
+    handling = 1;
+    if (atomic_exchange(&dying, 1)) wait_for_the_end();
+
     int saved_errno = errno;
     int restored = apus_fatal_restore_terminal();
     int from_seccomp = sig == SIGSYS && info != NULL && info->si_code == SYS_SECCOMP;
@@ -170,7 +205,7 @@ static void on_fatal(int sig, siginfo_t *info, void *context) {
         put(&l, "; apus stops (SIGSYS)");
         if (restored == 1) put(&l, ", terminal restored");
         emit(&l);
-    } else if (atomic_load(&chaining) && before_is_handler) {
+    } else if (!thread_confined && before_is_handler) {
         // The Swift runtime's backtracer reports the crash, on a terminal that works again.
         if (before->sa_flags & SA_SIGINFO) before->sa_sigaction(sig, info, context);
         else before->sa_handler(sig);
@@ -180,9 +215,13 @@ static void on_fatal(int sig, siginfo_t *info, void *context) {
         if (restored == 1) put(&l, "; terminal restored");
         emit(&l);
     }
-    // A signal that was sent (kill, abort, a seccomp trap, whose call was skipped) must be sent
-    // again; a fault recurs by itself when the faulting instruction runs again on return.
-    if (info == NULL || info->si_code <= 0 || from_seccomp) raise_again(sig);
+    if (sig == SIGSYS) {
+        die_of_sigsys();
+    } else if (info == NULL || info->si_code <= 0) {
+        // A signal that was sent (kill, abort) must be sent again; a fault recurs by itself
+        // when the faulting instruction runs again on return.
+        raise_again(sig);
+    }
     errno = saved_errno;
 }
 
@@ -203,13 +242,17 @@ int apus_fatal_install_handlers(void) {
     // is the default one (exit status 128+N, a core dump where enabled). SA_ONSTACK: a stack
     // overflow still reaches the handler on a thread with an alternate stack.
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND;
+    // SIGSYS keeps its handler and is blocked inside it (see die_of_sigsys).
+    struct sigaction sigsys_action = action;
+    sigaddset(&sigsys_action.sa_mask, SIGSYS);
+    sigsys_action.sa_flags = SA_SIGINFO | SA_ONSTACK;
     for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
         int sig = fatal_signals[i];
         struct sigaction current;
         if (sigaction(sig, NULL, &current) != 0) return -1;
         if (!(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) continue;  // apus ignores it
         previous[sig] = current;
-        if (sigaction(sig, &action, NULL) != 0) return -1;
+        if (sigaction(sig, sig == SIGSYS ? &sigsys_action : &action, NULL) != 0) return -1;
     }
     if (atexit(restore_at_exit) != 0) return -1;
     return 0;

@@ -16,12 +16,12 @@ public enum FatalSignals {
         _ = apus_fatal_install_handlers()
     }
 
-    /// Whether a crash is passed on to the handler installed before (the Swift runtime's
-    /// backtracer, which prints a symbolicated backtrace). Turned off under seccomp: the
-    /// backtracer starts a helper process, which no filter allows, so the report would name a
-    /// forbidden `clone` instead of the crash.
-    public static func passCrashesOn(_ on: Bool) {
-        apus_fatal_set_chaining(on ? 1 : 0)
+    /// Marks the calling thread as confined by seccomp. A crash on any other thread is passed
+    /// on to the handler installed before (the Swift runtime's backtracer, which prints a
+    /// symbolicated backtrace); on a confined thread it is not: the backtracer starts a helper
+    /// process, which no filter allows, so its report would name a forbidden `clone` instead.
+    static func markCurrentThreadConfined() {
+        apus_fatal_mark_thread_confined()
     }
 
     /// Puts the terminal that `RawTerminal` switched to raw mode back as it was, with the

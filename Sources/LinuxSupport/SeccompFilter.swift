@@ -99,15 +99,13 @@ public struct SeccompFilter: Sendable {
             }
             if rc < 0 { throw SystemError("seccomp: rule for \(rule.syscall) \(rule.conditions)", errno: -rc) }
         }
-        if violation == .trap {
-            // The report needs the handler, the names and the label before the first violation.
-            FatalSignals.install()
-            _ = Self.syscallNamesForReports
-            FatalSignals.passCrashesOn(false)
-        }
-        FatalSignals.labelCurrentThread(label)
+        // The report needs the handler, the names and the label before the first violation.
+        FatalSignals.install()
+        _ = Self.syscallNamesForReports
         rc = seccomp_load(context)
         if rc < 0 { throw SystemError("seccomp: load the \(label) filter", errno: -rc) }
+        FatalSignals.labelCurrentThread(label)
+        FatalSignals.markCurrentThreadConfined()
     }
 
     /// Hands every system call name to the fatal-signal handler, once per process.

@@ -1,3 +1,4 @@
+import CKVM
 import CFatalSignal
 import Glibc
 
@@ -43,4 +44,35 @@ public final class RawTerminal: @unchecked Sendable {
     }
 
     deinit { restore() }
+}
+
+/// A new pseudo-terminal pair (`/dev/ptmx`), for giving a program a terminal it can switch
+/// to raw mode without a person at a keyboard: the tests of `RawTerminal` and of the
+/// fatal-signal restore use it.
+public struct PseudoTerminal: ~Copyable {
+    /// The side a terminal emulator would hold.
+    public let master: Int32
+    /// The side the program sees as its terminal.
+    public let slave: Int32
+
+    public init() throws(SystemError) {
+        let master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        if master < 0 { throw .current("open /dev/ptmx") }
+        var unlock: Int32 = 0
+        // TIOCSPTLCK (unlock the slave), then TIOCGPTPEER (open it): <asm-generic/ioctls.h>.
+        let slave = apus_ioctl_ptr(master, 0x4004_5431, &unlock) == 0
+            ? apus_ioctl_int(master, 0x5441, UInt(O_RDWR | O_NOCTTY | O_CLOEXEC)) : -1
+        if slave < 0 {
+            let e = errno
+            close(master)
+            throw SystemError("open the pty slave", errno: e)
+        }
+        self.master = master
+        self.slave = slave
+    }
+
+    deinit {
+        close(slave)
+        close(master)
+    }
 }

@@ -27,10 +27,11 @@ int apus_fatal_restore_terminal(void);
 // SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGQUIT, …), except those set to SIG_IGN, and an
 // atexit hook that restores the terminal too. Idempotent. Returns 0, or -1 with errno.
 int apus_fatal_install_handlers(void);
-// Whether a fatal signal is passed on, after the terminal is restored, to the handler that was
-// installed before (the Swift runtime's backtracer). Off once any thread runs under seccomp:
-// the backtracer starts a helper process, which no filter allows.
-void apus_fatal_set_chaining(int on);
+// Marks the calling thread as running under seccomp. A fatal signal on an unmarked thread is
+// passed on, after the terminal is restored, to the handler installed before (the Swift
+// runtime's backtracer); on a marked thread it is not: the backtracer starts a helper process,
+// which no filter allows, so it would report a forbidden clone instead of the crash.
+void apus_fatal_mark_thread_confined(void);
 
 // Names system call `number` for the seccomp report (the handler cannot look names up: that
 // allocates). Names are cut to 31 bytes; numbers past 511 are ignored.
