@@ -3,8 +3,11 @@
 //
 // Module layering (each depends only on modules above it; see docs/architecture.md):
 //   CKVM          C headers: <linux/kvm.h>, ioctl numbers, a non-variadic ioctl
+//   CSeccomp      libseccomp (Debian libseccomp-dev), a system library
+//   CFatalSignal  the async-signal-safe fatal-signal handler (terminal restore, seccomp report)
 //   ByteOrder     little-endian byte helpers (a leaf: every module that reads or builds bytes)
-//   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals
+//   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals,
+//                 the terminal, seccomp filters
 //   GuestMemory   guest-physical RAM with bounds-checked access
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
 //   Diagnostics   logging (swift-log) with guest-triggered messages once per cause, then counted
@@ -30,9 +33,11 @@ let package = Package(
     ],
     targets: [
         .target(name: "CKVM"),
+        .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        .target(name: "CFatalSignal"),
         .target(name: "ByteOrder", swiftSettings: strict),
         .target(name: "Diagnostics", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "LinuxSupport", dependencies: ["CKVM"], swiftSettings: strict),
+        .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", dependencies: ["ByteOrder"], swiftSettings: strict),

@@ -12,6 +12,8 @@ command -v gcc >/dev/null || need+=(gcc)
 command -v gcc >/dev/null && [ -e "$(gcc -print-file-name=libstdc++.so)" ] || need+=(g++)
 command -v ld >/dev/null || need+=(binutils)
 command -v make >/dev/null || need+=(make)
+# libseccomp: apus confines each thread with a seccomp allow-list (Sources/CSeccomp).
+[ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 # The image-lock unit tests check apus against QEMU's own locking.
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 for pkg in "$@"; do

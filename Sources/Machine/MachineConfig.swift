@@ -26,6 +26,8 @@ public struct MachineConfig: Sendable {
     public var consoleBulkOutput: @Sendable (UnsafeRawBufferPointer) -> Void = { _ in }
     /// Where log lines go (guest-triggered ones once per device and cause: `GuestEventLog`).
     public var log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
+    /// Whether `run` confines its threads with seccomp allow-lists (see `ThreadSandbox`).
+    public var seccomp = SeccompSettings()
 
     public init() {}
 
