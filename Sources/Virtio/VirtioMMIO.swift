@@ -146,6 +146,13 @@ public final class VirtioMMIO: BusDevice {
             interrupt.status.bitwiseAnd(~value, ordering: .releasing)
             return
         }
+        if register == .status && UInt8(truncatingIfNeeded: value) == 0 {
+            // A reset quiesces the device before it clears the registers: once `device.reset()`
+            // returns, the I/O thread has let go of the queues, so nothing it found in them (a
+            // broken ring's DEVICE_NEEDS_RESET) can land in the state the reset below clears —
+            // the status reads 0 afterwards, as the driver waits for.
+            device.reset()
+        }
         let action: VirtioState.StatusAction = state.withLock { s in
             // Queue layout may change only while the queue is not ready (§4.2.2.2).
             func updateQueue(_ body: (inout VirtioState.QueueSetup) -> Void) {
@@ -182,7 +189,7 @@ public final class VirtioMMIO: BusDevice {
         switch action {
         case .none: break
         case .reset:
-            device.reset()
+            // The device was quiesced above, before the state was cleared.
             interrupt.status.store(0, ordering: .releasing)
             guestPageSizeValue.store(4096, ordering: .relaxed)
             queueAlignValue.store(4096, ordering: .relaxed)

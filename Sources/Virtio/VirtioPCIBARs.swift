@@ -67,6 +67,7 @@ extension VirtioPCI {
 
     private func writeCommon(offset: Int, data: UnsafeRawBufferPointer) {
         guard let (field, shift) = VirtioPCICommonConfig.decode(offset: offset, count: data.count) else { return }
+        if field == .deviceStatus { quiesceIfReset(status: data[0]) }
         let action = state.withLock { s in
             s.legacyDriver = false
             return s.virtio.writeCommon(field, shift: shift, count: data.count, value: data.littleEndianValue,
@@ -75,12 +76,20 @@ extension VirtioPCI {
         perform(action)
     }
 
+    /// Before a status write of 0 clears the registers: stops the device, which waits for its
+    /// I/O thread to let go of the queues — so nothing the old queues raise (a broken ring's
+    /// DEVICE_NEEDS_RESET) can land in the cleared state, and the status reads 0 afterwards, as
+    /// the driver waits for (virtio 1.2 §4.1.4.3.2).
+    func quiesceIfReset(status: UInt8) {
+        if status == 0 { device.reset() }
+    }
+
     /// Carries out what a status write asked for.
     func perform(_ action: VirtioState.StatusAction) {
         switch action {
         case .none: break
         case .reset:
-            device.reset()
+            // The device was quiesced (`quiesceIfReset`) before the state was cleared.
             isr.store(0, ordering: .releasing)
             state.withLock { $0.vectors = VirtioPCIVectors(queueCount: device.queueMaxSizes.count) }
         case .activate:

@@ -80,6 +80,7 @@ extension VirtioPCI {
             notifyThroughExit(queue: Int(value))
             return
         }
+        if register == .status && data.count == 1 { quiesceIfReset(status: data[0]) }
         let action: VirtioState.StatusAction = state.withLock { s in
             s.legacyDriver = true
             switch (register, data.count) {
