@@ -175,7 +175,8 @@ import Testing
         #expect(log.allSatisfy { $0.contains("the device needs a reset") }, "\(log.prefix(10))")
         #expect(log.count <= 1000 + 256 + 3)
         // Once per cause and device: two causes here (an index too far ahead, a chain too long).
-        withKnownIssue("per-event logging: rate-limited logging facade in progress") {
+        // (Intermittent: how many rounds the device reaches the broken chain is up to timing.)
+        withKnownIssue("per-event logging: rate-limited logging facade in progress", isIntermittent: true) {
             #expect(log.count <= 2, "\(log.count) lines for two causes")
         }
     }
