@@ -3,10 +3,14 @@
 //
 // Module layering (each depends only on modules above it; see docs/architecture.md):
 //   CKVM          C headers: <linux/kvm.h>, ioctl numbers, a non-variadic ioctl
+//   CSeccomp      libseccomp (Debian libseccomp-dev), a system library
+//   CFatalSignal  the async-signal-safe fatal-signal handler (terminal restore, seccomp report)
 //   ByteOrder     little-endian byte helpers (a leaf: every module that reads or builds bytes)
-//   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals
+//   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals,
+//                 the terminal, seccomp filters
 //   GuestMemory   guest-physical RAM with bounds-checked access
 //   KVM           typed KVM ioctls: system, VM, vCPU, exits (mechanism, no policy)
+//   Diagnostics   logging (swift-log) with guest-triggered messages once per cause, then counted
 //   DeviceBus     the BusDevice protocol and the address-range bus
 //   Boot          bzImage parsing, boot_params, e820, ACPI tables with a small AML writer, MP table
 //   PCI           PCI config space, mechanism #1 and ECAM, BAR decoding, MSI-X (no virtio)
@@ -25,21 +29,25 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(name: "CKVM"),
+        .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
+        .target(name: "CFatalSignal"),
         .target(name: "ByteOrder", swiftSettings: strict),
-        .target(name: "LinuxSupport", dependencies: ["CKVM"], swiftSettings: strict),
+        .target(name: "Diagnostics", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", dependencies: ["ByteOrder"], swiftSettings: strict),
         .target(name: "Boot", dependencies: ["ByteOrder"], swiftSettings: strict),
         .target(name: "PCI", dependencies: ["ByteOrder", "DeviceBus"], swiftSettings: strict),
-        .target(name: "Virtio", dependencies: ["ByteOrder", "GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
-        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
+        .target(name: "Virtio", dependencies: ["ByteOrder", "Diagnostics", "GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "Diagnostics", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
+            dependencies: ["CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
@@ -48,11 +56,34 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["ByteOrder", "CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["ByteOrder", "CKVM", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )
+
+// libFuzzer targets (Fuzz/, run by `make fuzz`; see docs/security.md). Each is an executable
+// whose only entry point is `LLVMFuzzerTestOneInput`: libFuzzer supplies `main`, so they link
+// only in a build with `--sanitize fuzzer`, where SwiftPM also drops its renaming of `main`.
+// They are declared only when APUS_FUZZ is set (the Makefile sets it and builds them into
+// .build-fuzz), so a plain `swift build` or `swift test` never sees them.
+if Context.environment["APUS_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("split-queue", ["GuestMemory", "Virtio"]),
+        ("virtio-blk", ["GuestMemory", "Virtio", "Devices"]),
+        ("virtio-mmio", ["GuestMemory", "Virtio", "Devices"]),
+        ("virtio-pci", ["GuestMemory", "Virtio", "Devices", "PCI"]),
+        ("pci-root", ["GuestMemory", "Virtio", "Devices", "PCI", "DeviceBus"]),
+        ("bzimage", ["Boot"]),
+        ("size-parser", ["ApusCLI"]),
+    ]
+    package.targets.append(.target(name: "FuzzKit", dependencies: ["GuestMemory", "LinuxSupport", "Virtio", "Devices", "PCI"],
+                                   path: "Fuzz/FuzzKit", swiftSettings: strict))
+    for t in fuzzTargets {
+        package.targets.append(.executableTarget(name: "fuzz-\(t.name)", dependencies: ["FuzzKit"] + t.dependencies,
+                                                 path: "Fuzz/\(t.name)", swiftSettings: strict))
+    }
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench-linux.sh boot|blk [APUS-BENCH-OPTIONS...] — `apus bench boot` or `apus bench blk` (apus
-# beside QEMU microvm and q35, booting the same Linux guest), run where Linux can boot:
+# over virtio-mmio and virtio-pci beside QEMU microvm and q35, booting the same Linux guest), run
+# where Linux can boot:
 #   hardware  /dev/kvm has VMX/SVM behind it: the release apus runs the benchmark directly
 #   nested    otherwise (kvm_pvm): inside the nested test host, with apus, QEMU (Debian's
 #             qemu-system-x86, with its shared libraries and firmware) and the guest as payload
@@ -10,6 +11,7 @@
 #
 #   scripts/bench-linux.sh boot
 #   scripts/bench-linux.sh blk --runs 3 --json > blk.json
+#   scripts/bench-linux.sh blk --vmm apus-pci apus-pci-pio --baseline apus-pci
 #
 # Environment: LINUX_ASSETS (guest/build/linux), APUS_BENCH_TIMEOUT (3600 s),
 # APUS_LINUX_HOST=hardware|nested (overrides the detection), APUS_NESTED_* (guest/nested/run.sh).

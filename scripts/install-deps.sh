@@ -7,8 +7,13 @@ need=()
 [ -f /usr/include/linux/kvm.h ] || need+=(linux-libc-dev)
 [ -f /usr/include/x86_64-linux-gnu/sys/ioctl.h ] || [ -f /usr/include/sys/ioctl.h ] || need+=(libc6-dev)
 command -v gcc >/dev/null || need+=(gcc)
+# The fuzz targets link libFuzzer (shipped with the Swift toolchain, as are ASan and lld), which
+# needs the C++ library to link against: g++ brings the libstdc++-dev that matches gcc.
+command -v gcc >/dev/null && [ -e "$(gcc -print-file-name=libstdc++.so)" ] || need+=(g++)
 command -v ld >/dev/null || need+=(binutils)
 command -v make >/dev/null || need+=(make)
+# libseccomp: apus confines each thread with a seccomp allow-list (Sources/CSeccomp).
+[ -f /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 # The image-lock unit tests check apus against QEMU's own locking.
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 for pkg in "$@"; do

@@ -36,6 +36,8 @@ case_ too-many-cpus "out of range" -- --kernel "$KERNEL" --cpus 5000
 case_ bad-memory-size "is not a size" -- --kernel "$KERNEL" --memory lots
 case_ nothing-to-boot "nothing to boot" --
 case_ bad-console "console" -- --kernel "$KERNEL" --console tty9
+case_ bad-seccomp "'maybe' is invalid for '--seccomp" -- --kernel "$KERNEL" --seccomp maybe
+case_ probe-without-seccomp "needs --seccomp on" -- --kernel "$KERNEL" --seccomp off --seccomp-probe io
 
 echo "cli-errors: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -3,7 +3,7 @@ import KVM
 import LinuxSupport
 
 /// The loop behind `apus bench boot` and `apus bench blk`: boot the same guest under each VMM in
-/// turn, `runs` times, collect each boot's figures, and report medians and apus/QEMU ratios.
+/// turn, `runs` times, collect each boot's figures, and report medians and ratios to a baseline.
 ///
 /// The VMMs alternate, and each run starts with a different one, so slow drifts of a noisy host
 /// (thermal, other tenants, the nested host's own timers) spread over all of them.
@@ -51,7 +51,8 @@ struct LinuxBench {
                 fputsError("bench \(name): run \(run + 1)/\(runs), \(vmm.rawValue): \(shown.joined(separator: ", "))")
             }
         }
-        return LinuxBenchReport(benchmark: name, setup: setup, runs: runs, vmms: vmms, metrics: metrics, samples: samples)
+        return LinuxBenchReport(benchmark: name, setup: setup, runs: runs, vmms: vmms, baseline: options.baseline,
+                                metrics: metrics, samples: samples)
     }
 
     /// Refuses early, with the way out, where a stock Linux guest cannot boot at all.

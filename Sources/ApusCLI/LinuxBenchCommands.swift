@@ -8,12 +8,22 @@ private func benchCommandLine(_ scenario: String, _ extra: String = "") -> Strin
     "console=ttyS0 panic=-1 quiet loglevel=4 apus.bench=1 apus.test=\(scenario)" + (extra.isEmpty ? "" : " \(extra)")
 }
 
+/// What both commands' help says about the columns.
+private let vmmDiscussion = """
+    By default five VMMs take turns: apus-mmio (apus over virtio-mmio; `apus` is accepted for \
+    it), apus-pci (virtio-pci, doorbells in a memory BAR), apus-pci-pio (virtio-pci, doorbells \
+    in an I/O BAR), qemu-microvm (virtio-mmio) and qemu-q35 (virtio-pci), so apus-mmio beside \
+    microvm and apus-pci beside q35 compare VMMs on one transport, and the apus columns compare \
+    transports in one VMM. Each run therefore takes five boots; --vmm picks fewer. Ratios are \
+    each VMM's median over the --baseline's (apus-mmio unless told otherwise).
+    """
+
 /// `apus bench boot`: time from starting the VMM to the guest's /init, and to its exit after
-/// powering off, for apus and QEMU booting the same kernel and initramfs.
+/// powering off, for apus (over each transport) and QEMU booting the same kernel and initramfs.
 struct BootBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boot",
-        abstract: "Boot time to init and to poweroff: apus beside QEMU (microvm and q35).",
+        abstract: "Boot time to init and to poweroff: apus (virtio-mmio, virtio-pci) beside QEMU (microvm, q35).",
         discussion: """
         Every VMM boots the same kernel and initramfs with the same command line, vCPUs and RAM. \
         The guest's /init prints a marker on the serial console as its first act; the time from \
@@ -22,12 +32,21 @@ struct BootBenchCommand: ParsableCommand {
         is "to exit". The kernel's own uptime at init is shown too: the difference is what \
         happens before the kernel's clock starts (VMM setup and firmware).
 
+        Every VMM also serves a small scratch image (16 MiB) as a virtio-blk disk that no \
+        program in the guest touches, so each column boots its transport: the kernel enumerates the bus \
+        before init, and /init's module loading probes the disk before poweroff. Without a \
+        virtio device apus would not even install its PCI root, and the apus columns would boot \
+        one and the same machine.
+
+        \(vmmDiscussion)
+
         Needs a KVM that boots Linux (VMX or SVM). On a machine whose /dev/kvm cannot (kvm_pvm), \
         run `make bench-boot`: it runs this command inside the nested test host.
 
         Examples:
           apus bench boot
-          apus bench boot --runs 9 --vmm apus qemu-microvm --json
+          apus bench boot --runs 9 --vmm apus-mmio apus-pci qemu-q35 --json
+          apus bench boot --vmm apus-pci apus-pci-pio qemu-q35 --baseline apus-pci
           apus bench boot --qemu /usr/local/bin/qemu-system-x86_64 --csv > boot.csv
         """)
 
@@ -37,16 +56,20 @@ struct BootBenchCommand: ParsableCommand {
     var initrd = "guest/build/linux/initrd.cpio.gz"
 
     func run() throws {
+        let logDirectory = try options.makeLogDirectory()
+        let image = "\(logDirectory)/boot-scratch.img"
+        try createScratchImage(image, mebibytes: 16)
+        defer { unlink(image) }
         let guest = BenchGuest(kernel: options.kernel, initrd: initrd, commandLine: benchCommandLine("bench-boot"),
-                               cpus: options.cpus, memoryMiB: try options.memoryMiB(), disk: nil)
+                               cpus: options.cpus, memoryMiB: try options.memoryMiB(), disk: image)
         let metrics = [
             LinuxBenchReport.Metric(key: "to-init", label: "to init (s)", higherIsBetter: false, digits: 2),
             LinuxBenchReport.Metric(key: "kernel-uptime-at-init", label: "kernel's uptime at init (s)", higherIsBetter: false, digits: 2),
             LinuxBenchReport.Metric(key: "to-exit", label: "to exit (s)", higherIsBetter: false, digits: 2),
         ]
         let bench = LinuxBench(name: "boot", options: options, runs: options.runs ?? 5,
-                               logDirectory: try options.makeLogDirectory(), guest: guest, metrics: metrics,
-                               setup: "\(options.kernel) + \(initrd), \(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
+                               logDirectory: logDirectory, guest: guest, metrics: metrics,
+                               setup: "\(options.kernel) + \(initrd), a 16 MiB virtio-blk disk, \(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
             guard let exit = boot.exitTime else { throw CLIError("the VMM did not exit") }
             return [try boot.time("init"), try boot.value("init", "uptime"), exit]
         }
@@ -54,12 +77,12 @@ struct BootBenchCommand: ParsableCommand {
     }
 }
 
-/// `apus bench blk`: virtio-blk throughput and IOPS measured by fio inside the guest, for apus and
-/// QEMU serving the same raw image.
+/// `apus bench blk`: virtio-blk throughput and IOPS measured by fio inside the guest, for apus
+/// (over each transport) and QEMU serving the same raw image.
 struct BlkBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blk",
-        abstract: "virtio-blk sequential and 4 KiB random throughput: apus beside QEMU.",
+        abstract: "virtio-blk sequential and 4 KiB random throughput: apus (virtio-mmio, virtio-pci) beside QEMU.",
         discussion: """
         Every VMM boots the same kernel and initramfs (with Debian's fio) and serves the same raw \
         scratch image as its first virtio-blk disk. In the guest, fio runs four jobs against \
@@ -70,14 +93,16 @@ struct BlkBenchCommand: ParsableCommand {
         The image is created (filled with a pattern, so reads hit data) before the first boot and \
         removed after the last.
 
+        \(vmmDiscussion)
+
         Needs a KVM that boots Linux (VMX or SVM). On a machine whose /dev/kvm cannot (kvm_pvm), \
         run `make bench-blk`: it runs this command inside the nested test host.
 
         Examples:
           apus bench blk
           apus bench blk --runs 3 --runtime 10 --json
-          apus bench blk --vmm apus qemu-microvm --disk-size 1G
-          apus bench blk --iodepth 16
+          apus bench blk --vmm apus-pci apus-pci-pio --disk-size 1G
+          apus bench blk --iodepth 16 --vmm apus-mmio apus-pci qemu-q35
         """)
 
     @OptionGroup var options: LinuxBenchOptions
@@ -128,23 +153,23 @@ struct BlkBenchCommand: ParsableCommand {
         }
         print(options.render(try bench.run()), terminator: "")
     }
+}
 
-    /// A raw image of `mebibytes` MiB filled with a non-zero pattern, so that reads move data
-    /// (a sparse image would let the host answer reads of holes for free).
-    private func createScratchImage(_ path: String, mebibytes: Int) throws(CLIError) {
-        let fd: OwnedFD = try { () throws(CLIError) -> OwnedFD in
-            do { return try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) } catch {
-                throw CLIError("cannot create the scratch image \(path): \(error)")
-            }
-        }()
-        let raw = fd.raw
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        for i in block.indices { block[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 9) | 1 }
-        for _ in 0..<mebibytes {
-            let written = block.withUnsafeBytes { write(raw, $0.baseAddress, $0.count) }
-            guard written == block.count else {
-                throw CLIError("cannot write the scratch image \(path): \(SystemError.current("write"))")
-            }
+/// A raw image of `mebibytes` MiB filled with a non-zero pattern, so that reads move data
+/// (a sparse image would let the host answer reads of holes for free).
+private func createScratchImage(_ path: String, mebibytes: Int) throws(CLIError) {
+    let fd: OwnedFD = try { () throws(CLIError) -> OwnedFD in
+        do { return try OwnedFD.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) } catch {
+            throw CLIError("cannot create the scratch image \(path): \(error)")
+        }
+    }()
+    let raw = fd.raw
+    var block = [UInt8](repeating: 0, count: 1 << 20)
+    for i in block.indices { block[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 9) | 1 }
+    for _ in 0..<mebibytes {
+        let written = block.withUnsafeBytes { write(raw, $0.baseAddress, $0.count) }
+        guard written == block.count else {
+            throw CLIError("cannot write the scratch image \(path): \(SystemError.current("write"))")
         }
     }
 }

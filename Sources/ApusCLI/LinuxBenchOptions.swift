@@ -6,8 +6,12 @@ import LinuxSupport
 /// how often, and how to print the result.
 struct LinuxBenchOptions: ParsableArguments {
     @Option(name: .customLong("vmm"), parsing: .upToNextOption,
-            help: ArgumentHelp("The VMMs to compare (apus, qemu-microvm, qemu-q35); the first run starts with the first one.", valueName: "name"))
+            help: ArgumentHelp("The VMMs to compare (`apus` is accepted for apus-mmio); the first run starts with the first one.", valueName: "name"))
     var vmms: [BenchVMM] = BenchVMM.allCases
+
+    @Option(name: .customLong("baseline"),
+            help: ArgumentHelp("The VMM the ratios are taken against: each other VMM's median over its median. (default: apus-mmio, or the first apus-* in --vmm)", valueName: "name"))
+    var baselineOption: BenchVMM?
 
     @Option(help: "Boots per VMM; the VMMs take turns, starting with a different one each run. (default: 5 for boot, 3 for blk)")
     var runs: Int?
@@ -41,7 +45,10 @@ struct LinuxBenchOptions: ParsableArguments {
 
     func validate() throws {
         guard !vmms.isEmpty else { throw ValidationError("--vmm needs at least one VMM") }
-        guard Set(vmms).count == vmms.count else { throw ValidationError("--vmm lists a VMM twice") }
+        guard Set(vmms).count == vmms.count else { throw ValidationError("--vmm lists a VMM twice (apus is apus-mmio)") }
+        if let baselineOption, !vmms.contains(baselineOption) {
+            throw ValidationError("--baseline \(baselineOption.rawValue) is not among the --vmm compared")
+        }
         guard runs.map({ (1...100).contains($0) }) ?? true else { throw ValidationError("--runs must be 1 to 100") }
         guard (1...64).contains(cpus) else { throw ValidationError("--cpus must be 1 to 64") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
@@ -69,6 +76,12 @@ struct LinuxBenchOptions: ParsableArguments {
             throw CLIError("cannot create a log directory in \(base): \(SystemError.current("mkdtemp"))")
         }
         return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The column every ratio is relative to: apus-mmio unless told otherwise, the column the
+    /// reports before virtio-pci called `apus`, so their ratios and later ones stay comparable.
+    var baseline: BenchVMM {
+        baselineOption ?? (vmms.contains(.apusMMIO) ? .apusMMIO : vmms.first(where: \.isApus) ?? vmms[0])
     }
 
     var qemuSetup: QEMUSetup { QEMUSetup(binary: qemu, firmware: qemuFirmware) }

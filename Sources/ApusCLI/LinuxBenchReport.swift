@@ -1,5 +1,5 @@
 /// The results of `apus bench boot` and `apus bench blk`: for each metric and VMM, one sample per
-/// run; rendered as a table, JSON or CSV with medians, ranges and apus/QEMU ratios.
+/// run; rendered as a table, JSON or CSV with medians, ranges and ratios to one baseline VMM.
 struct LinuxBenchReport {
     struct Metric {
         /// Key for JSON and CSV, e.g. "to-init", "rand-read-iops".
@@ -15,41 +15,57 @@ struct LinuxBenchReport {
     let setup: String
     let runs: Int
     let vmms: [BenchVMM]
+    /// The VMM every ratio is taken against. One baseline rather than every pair: with five
+    /// columns, pairs would bury the figures; the baseline is named wherever a ratio appears.
+    let baseline: BenchVMM
     let metrics: [Metric]
     /// `samples[metric][vmm]`: one value per run.
     let samples: [[[Double]]]
 
     func summary(_ metric: Int, _ vmm: Int) -> SampleSummary { SampleSummary(samples[metric][vmm]) }
 
-    /// The QEMU machines in the comparison (apus's ratios are taken against each).
-    private var qemus: [BenchVMM] { vmms.filter(\.isQEMU) }
+    /// The VMMs that get a ratio: all but the baseline.
+    private var others: [BenchVMM] { vmms.filter { $0 != baseline } }
 
-    /// apus's median over `qemu`'s, or nil when either is missing or zero.
-    func ratio(_ metric: Int, over qemu: BenchVMM) -> Double? {
-        guard let a = vmms.firstIndex(of: .apus), let q = vmms.firstIndex(of: qemu) else { return nil }
-        let apus = summary(metric, a).median, other = summary(metric, q).median
-        return other > 0 ? apus / other : nil
+    /// `vmm`'s median over the baseline's, or nil when either is missing or the baseline's is zero.
+    func ratio(_ metric: Int, _ vmm: BenchVMM) -> Double? {
+        guard let b = vmms.firstIndex(of: baseline), let v = vmms.firstIndex(of: vmm) else { return nil }
+        let base = summary(metric, b).median
+        return base > 0 ? summary(metric, v).median / base : nil
+    }
+
+    private var ratioNote: String {
+        others.isEmpty ? "" : "; ratios: each VMM's median over \(baseline.rawValue)'s"
     }
 
     func table() -> String {
-        var out = "apus bench \(benchmark): \(setup)\nmedian [min–max] of \(runs) run\(runs == 1 ? "" : "s"), VMMs alternated\n\n"
+        var out = "apus bench \(benchmark): \(setup)\nmedian [min–max] of \(runs) run\(runs == 1 ? "" : "s"), VMMs alternated\(ratioNote)\n\n"
         let labels = metrics.map { "\($0.label), \($0.higherIsBetter ? "higher" : "lower") is better" }
-        let labelWidth = (labels.map(\.count).max() ?? 0) + 2
-        let cellWidth = 24
+        let ratioHeading = "ratio to \(baseline.rawValue)"
+        let cells = metrics.indices.map { m in
+            vmms.indices.map { v in
+                let s = summary(m, v), d = metrics[m].digits
+                return "\(format(s.median, digits: d)) [\(format(s.min, digits: d))–\(format(s.max, digits: d))]"
+            }
+        }
+        let labelWidth = ((labels + [ratioHeading]).map(\.count).max() ?? 0) + 2
+        let cellWidth = max(24, ((cells.flatMap { $0 } + vmms.map(\.transport)).map(\.count).max() ?? 0) + 2)
         func line(_ first: String, _ cells: [String]) -> String {
             var text = pad(first, labelWidth) + cells.map { pad($0, cellWidth) }.joined()
             while text.last == " " { text.removeLast() }
             return text + "\n"
         }
-        out += line("", vmms.map(\.rawValue) + qemus.map { "apus/\($0.rawValue)" })
+        out += line("", vmms.map(\.rawValue))
         out += line("", vmms.map(\.transport))
-        for (m, metric) in metrics.enumerated() {
-            let d = metric.digits
-            let cells = vmms.indices.map { v in
-                let s = summary(m, v)
-                return "\(format(s.median, digits: d)) [\(format(s.min, digits: d))–\(format(s.max, digits: d))]"
-            }
-            out += line(labels[m], cells + qemus.map { ratio(m, over: $0).map { format($0, digits: 2) } ?? "—" })
+        for m in metrics.indices { out += line(labels[m], cells[m]) }
+        // The ratios in a block of their own below, in the same columns as the VMMs they belong
+        // to: nine columns side by side would not fit a terminal.
+        guard !others.isEmpty else { return out }
+        out += "\n" + line(ratioHeading, vmms.map { $0 == baseline ? "" : $0.rawValue })
+        for m in metrics.indices {
+            out += line(labels[m], vmms.map { vmm in
+                vmm == baseline ? "" : ratio(m, vmm).map { format($0, digits: 2) } ?? "—"
+            })
         }
         return out
     }
@@ -64,23 +80,27 @@ struct LinuxBenchReport {
                 return "\"\(vmm.rawValue)\": {\"transport\": \"\(vmm.transport)\", \"median\": \(format(s.median, digits: d)), "
                     + "\"min\": \(format(s.min, digits: d)), \"max\": \(format(s.max, digits: d)), \"samples\": \(list(samples[m][v], d))}"
             }
-            let ratios = qemus.map { "\"apus/\($0.rawValue)\": \(ratio(m, over: $0).map { format($0, digits: 3) } ?? "null")" }
+            let ratios = others.map { "\"\($0.rawValue)/\(baseline.rawValue)\": \(ratio(m, $0).map { format($0, digits: 3) } ?? "null")" }
             return "    {\"metric\": \"\(metric.key)\", \"label\": \"\(metric.label)\", \"higher_is_better\": \(metric.higherIsBetter),\n"
                 + "     \"results\": {\(results.joined(separator: ", "))},\n"
                 + "     \"ratios\": {\(ratios.joined(separator: ", "))}}"
         }
         return "{\n  \"benchmark\": \"\(benchmark)\",\n  \"setup\": \"\(jsonEscaped(setup))\",\n  \"runs\": \(runs),\n"
+            + "  \"baseline\": \"\(baseline.rawValue)\",\n"
             + "  \"metrics\": [\n" + items.joined(separator: ",\n") + "\n  ]\n}\n"
     }
 
+    /// One row per metric and VMM; `over_baseline` is that VMM's median over the `baseline`
+    /// column's, empty on the baseline's own rows.
     func csv() -> String {
-        var out = "metric,vmm,transport,median,min,max,apus_over_vmm\n"
+        var out = "metric,vmm,transport,median,min,max,baseline,over_baseline\n"
         for (m, metric) in metrics.enumerated() {
             for (v, vmm) in vmms.enumerated() {
                 let s = summary(m, v), d = metric.digits
-                let ratio = vmm.isQEMU ? ratio(m, over: vmm).map { format($0, digits: 3) } ?? "" : ""
+                let ratio = vmm == baseline ? "" : ratio(m, vmm).map { format($0, digits: 3) } ?? ""
+                // No field holds a comma or a quote (the transports' parentheses are fine), so none is quoted.
                 out += "\(metric.key),\(vmm.rawValue),\(vmm.transport),\(format(s.median, digits: d)),"
-                    + "\(format(s.min, digits: d)),\(format(s.max, digits: d)),\(ratio)\n"
+                    + "\(format(s.min, digits: d)),\(format(s.max, digits: d)),\(baseline.rawValue),\(ratio)\n"
             }
         }
         return out

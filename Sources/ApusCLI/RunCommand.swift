@@ -20,6 +20,11 @@ public struct RunCommand: ParsableCommand {
         guest/bare/board.inc for the devices it can use). --disk and --rng attach virtio devices \
         to a bare-metal guest too, on any --transport: a guest of your own can drive (or attack) them.
 
+        Every thread runs under a seccomp allow-list of the system calls its job needs (vCPU, \
+        device I/O, main), installed once its set-up is done; a forbidden call stops apus with \
+        one line naming the call and the thread (status 159, SIGSYS). --seccomp off runs without \
+        filters, for debugging. The terminal is restored on every way out, a crash included.
+
         Exit status: 0 when the guest powers off; 32 when it reboots; the byte a bare guest writes \
         to the debug-exit port (0x501); 70 when the guest crashes (triple fault, failed entry, KVM \
         internal error — with a register dump); 71 when apus fails; 128+N on signal N (Ctrl-A x \
@@ -60,8 +65,8 @@ public struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")
     public var rng = false
 
-    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: mmio (virtio-mmio 2), mmio-legacy (virtio-mmio 1), pci (virtio-pci 1.0 with MSI-X), pci-transitional (also the legacy I/O header).", valueName: "kind"))
-    public var transport: VirtioTransport = .mmio
+    @Option(name: .long, help: ArgumentHelp("How virtio devices attach: pci (virtio-pci 1.0 with MSI-X, the default), pci-transitional (also the legacy I/O header), mmio (virtio-mmio 2), mmio-legacy (virtio-mmio 1).", valueName: "kind"))
+    public var transport: VirtioTransport = .pci
 
     @Option(name: .long, help: ArgumentHelp("virtio-pci doorbells: mmio (memory BAR, KVM fast MMIO) or pio (I/O BAR, port writes).", valueName: "mmio|pio"))
     public var notify: NotifyMethod = .mmio
@@ -80,6 +85,12 @@ public struct RunCommand: ParsableCommand {
 
     @Flag(name: .long, help: "When the guest stops, print exit statistics and boot times.")
     public var stats = false
+
+    @Option(name: .long, help: ArgumentHelp("Confine each thread with a seccomp allow-list (on), or run without filters to debug (off).", valueName: "on|off"))
+    public var seccomp: Toggle = .on
+
+    @Option(name: .long, help: ArgumentHelp("Debugging: once a thread of this kind is confined, make it call socket(), which no allow-list has, to see a violation.", valueName: "vcpu|io|main", visibility: .hidden))
+    public var seccompProbe: ThreadKind?
 
     public static let defaultCommandLine = "console=ttyS0 reboot=k panic=-1"
 
@@ -106,6 +117,7 @@ public struct RunCommand: ParsableCommand {
         config.notify = notify
         config.devices = disk.map { .disk(path: $0.path, readOnly: $0.readOnly) } + (rng ? [.rng] : [])
             + (console == .virtio ? [.console] : [])
+        config.seccomp = SeccompSettings(enabled: seccomp == .on, probe: seccompProbe)
         do {
             try config.validate()
         } catch {
@@ -124,6 +136,7 @@ public struct RunCommand: ParsableCommand {
             throw ValidationError("--cpus \(cpus): a bare-metal guest runs on at most \(MemoryMap.bareMaxCPUs) vCPUs")
         default: break
         }
+        if seccompProbe != nil && seccomp == .off { throw ValidationError("--seccomp-probe needs --seccomp on") }
         _ = try machineConfig()
     }
 
@@ -152,10 +165,13 @@ public struct RunCommand: ParsableCommand {
         let backend = KVMBackend.detect()
         if kernel != nil { warnAboutLinuxBoot(on: backend) }
 
-        // The guest owns the terminal from here until it stops.
+        // SIGINT, SIGTERM and SIGHUP stop the machine cleanly from here on; only then does the
+        // guest own the terminal (until it stops, or apus dies: see RawTerminal).
+        let sandbox = machine.sandbox
+        SignalWatcher.start(control: machine.control, sandbox: sandbox)
         let interactive = (console == .stdio || console == .virtio) && bare == nil
         let terminal = interactive ? RawTerminal(fd: 0) : nil
-        SignalWatcher.start(control: machine.control)
+        defer { terminal?.restore() }
         let serial = machine.serial
         let deliver: @Sendable ([UInt8]) -> Int
         if let virtioConsole = machine.virtioConsole {
@@ -163,8 +179,9 @@ public struct RunCommand: ParsableCommand {
         } else {
             deliver = { bytes in serial.receive(bytes) }
         }
-        let input = interactive ? try? ConsoleInput(fd: 0, control: machine.control, deliver: deliver) : nil
-        let reason = machine.run()
+        let input = interactive ? try? ConsoleInput(fd: 0, control: machine.control, sandbox: sandbox, deliver: deliver) : nil
+        // apus only reports and exits after the run: the main thread can be confined too.
+        let reason = machine.run(confiningCaller: true)
         input?.join()
         terminal?.restore()
         if consoleFile > 2 { close(consoleFile) }
@@ -210,6 +227,11 @@ public struct RunCommand: ParsableCommand {
         if stats, let s = machine.statistics {
             fputsError(s.report(pio: machine.pio, mmio: machine.mmio))
             if let pci = machine.pciStatisticsReport() { fputsError(pci) }
+            let repeated = machine.events.repeated
+            if !repeated.isEmpty {
+                fputsError("device messages logged once, then only counted:\n"
+                           + repeated.map { "  \($0.source): \($0.cause) ×\($0.count)" }.joined(separator: "\n"))
+            }
             if let board { fputsError(board.report()) }
             if kernel != nil { fputsError(machine.bootTimer.report) }
         }
@@ -241,6 +263,7 @@ public struct DiskSpec: ExpressibleByArgument, Equatable, Sendable {
 }
 
 extension VirtioTransport: ExpressibleByArgument {}
+extension ThreadKind: ExpressibleByArgument {}
 extension NotifyMethod: ExpressibleByArgument {}
 
 /// `on` / `off` option values.

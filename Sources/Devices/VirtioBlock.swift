@@ -1,3 +1,4 @@
+import Diagnostics
 import ByteOrder
 import Glibc
 import GuestMemory
@@ -47,7 +48,7 @@ public final class VirtioBlock: VirtioDevice {
     /// Whether the driver negotiated CONFIG_WCE (only then may it write `writeback`).
     private let configurableCache = Atomic<Bool>(false)
     private let serial: [UInt8]
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
 
     private struct Active: @unchecked Sendable {
         let queue: SplitQueue
@@ -66,7 +67,7 @@ public final class VirtioBlock: VirtioDevice {
     }
     private let active = Mutex<Active?>(nil)
 
-    public init(name: String, backend: any BlockBackend, serial: String, log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(name: String, backend: any BlockBackend, serial: String, log: DeviceLog = .discard) {
         self.name = name
         self.backend = backend
         self.log = log
@@ -134,7 +135,7 @@ public final class VirtioBlock: VirtioDevice {
         // The whole run holds the lock, so a concurrent reset waits for it (see `reset`).
         active.withLock { active in
             guard let a = active else { return }
-            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log("\(name): \($0); the device needs a reset") }) { chain in
+            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log.report("broken ring", "\($0); the device needs a reset") }) { chain in
                 handle(&chain, memory: a.queue.memory, scratch: a.scratch)
             }
         }
@@ -151,7 +152,7 @@ public final class VirtioBlock: VirtioDevice {
         let outBytes = writable.reduce(0) { $0 + Int($1.length) }
         // Without a header or a status byte there is nothing sensible to answer.
         guard inBytes >= 16, outBytes >= 1 else {
-            log("\(name): request without header or status byte")
+            log.report("request without header or status", "request without header or status byte")
             return 0
         }
         // Zeroed first: a copy cut short must not leave the previous request's header behind.
@@ -191,14 +192,14 @@ public final class VirtioBlock: VirtioDevice {
                     return nil
                 }
                 if status == Self.statusOK && isWriteThrough {
-                    do { try backend.flush() } catch { log("\(name): \(error)"); status = Self.statusIOError }
+                    do { try backend.flush() } catch { log.report("flush failed", "\(error)"); status = Self.statusIOError }
                 }
             }
         case Self.typeDiscard, Self.typeWriteZeroes:
             status = backend.isReadOnly ? Self.statusIOError
                 : ranges(readable, count: dataOut, type: type, memory: memory)
         case Self.typeFlush:
-            do { try backend.flush() } catch { log("\(name): \(error)"); status = Self.statusIOError }
+            do { try backend.flush() } catch { log.report("flush failed", "\(error)"); status = Self.statusIOError }
         case Self.typeGetID:
             var id = serial + [UInt8](repeating: 0, count: Self.idLength - serial.count)
             id = Array(id.prefix(min(Self.idLength, dataIn)))
@@ -235,7 +236,7 @@ public final class VirtioBlock: VirtioDevice {
                     try backend.writeZeroes(at: offset, length: length, unmap: flags & 1 != 0)
                 }
             } catch {
-                log("\(name): \(error)")
+                log.report("I/O error", "\(error)")
                 return Self.statusIOError
             }
         }
@@ -269,7 +270,7 @@ public final class VirtioBlock: VirtioDevice {
             done += n
         }
         if let error = vectors.withUnsafeMutableBufferPointer({ io($0) }) {
-            log("\(name): \(error)")
+            log.report("I/O error", "\(error)")
             return Self.statusIOError
         }
         return Self.statusOK

@@ -1,3 +1,4 @@
+import Diagnostics
 import GuestMemory
 import Synchronization
 import Virtio
@@ -18,7 +19,7 @@ public final class VirtioConsole: VirtioDevice {
     public let offeredFeatures = VirtioFeature.version1 | VirtioFeature.ringIndirectDesc | VirtioFeature.ringEventIdx
     public let queueMaxSizes: [UInt16] = [256, 256]
     private let output: @Sendable (UnsafeRawBufferPointer) -> Void
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
     /// The most the device hands `output` at once: a descriptor is the guest's to size (all of
     /// RAM, if it likes), so it goes out in pieces, straight from guest memory.
     static let outputChunk = 64 * 1024
@@ -35,7 +36,7 @@ public final class VirtioConsole: VirtioDevice {
     ///   - output: receives what the guest writes to hvc0, in pieces of at most 64 KiB that point
     ///     into guest memory (valid only during the call).
     public init(name: String = "virtio-console", output: @escaping @Sendable (UnsafeRawBufferPointer) -> Void,
-                log: @escaping @Sendable (String) -> Void = { _ in }) {
+                log: DeviceLog = .discard) {
         self.name = name
         self.output = output
         self.log = log
@@ -85,15 +86,17 @@ public final class VirtioConsole: VirtioDevice {
                 }
             } catch {
                 q.markBroken()
-                log("\(name): \(error); the device needs a reset")
+                log.report("broken ring", "\(error); the device needs a reset")
                 interrupt.deviceNeedsReset()
             }
         }
     }
 
+    /// Writes out at most one ring's worth of chains per wake-up (then asks to be run again),
+    /// so a guest refilling the ring from another vCPU cannot keep the I/O thread here.
     private func drainTransmit(_ q: SplitQueue, _ interrupt: any VirtioInterrupt) throws(QueueError) {
-        var completed = false
-        while var chain = try q.popAvailable() {
+        var served = 0
+        while served < Int(q.size), var chain = try q.popAvailable() {
             while let d = chain.next(), !d.isWritable {
                 // The chain validated the range against RAM; no copy, no allocation.
                 guard d.length > 0, let base = try? q.memory.hostPointer(d.address, length: UInt64(d.length)) else { continue }
@@ -106,9 +109,10 @@ public final class VirtioConsole: VirtioDevice {
             }
             if let error = chain.error { throw error }
             q.addUsed(head: chain.head, written: 0)
-            completed = true
+            served += 1
         }
-        if completed && q.needsInterrupt() { interrupt.signalUsedBuffers(queue: Self.transmitQueue) }
+        if served > 0 && q.needsInterrupt() { interrupt.signalUsedBuffers(queue: Self.transmitQueue) }
+        if served == Int(q.size) { interrupt.serveAgain(queue: Self.transmitQueue) }
     }
 
     private func fillReceive(_ q: SplitQueue, _ backlog: inout [UInt8], _ interrupt: any VirtioInterrupt) throws(QueueError) {

@@ -1,3 +1,4 @@
+import Diagnostics
 import Glibc
 import LinuxSupport
 import GuestMemory
@@ -16,7 +17,7 @@ public final class VirtioEntropy: VirtioDevice {
     /// ring of them 4 GiB — seconds of I/O thread that a reset, and apus's exit, wait for).
     /// The device may fill less than the driver offered (virtio 1.2 §5.4.6).
     static let maxBytesPerRequest = 64 * 1024
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
 
     private struct Active: @unchecked Sendable {
         let queue: SplitQueue
@@ -24,7 +25,7 @@ public final class VirtioEntropy: VirtioDevice {
     }
     private let active = Mutex<Active?>(nil)
 
-    public init(name: String = "virtio-rng", log: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(name: String = "virtio-rng", log: DeviceLog = .discard) {
         self.name = name
         self.log = log
     }
@@ -45,7 +46,7 @@ public final class VirtioEntropy: VirtioDevice {
         // Holding the lock for the run makes `reset` wait for it: no guest-memory access after.
         active.withLock { active in
             guard let a = active else { return }
-            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log("\(name): \($0); the device needs a reset") }) { chain in
+            a.queue.serveAvailable(queue: 0, interrupt: a.interrupt, log: { log.report("broken ring", "\($0); the device needs a reset") }) { chain in
                 // The whole chain is still walked (and so validated); only the filling stops.
                 var written = 0
                 while let d = chain.next(), d.isWritable {

@@ -32,7 +32,7 @@ public final class VCPU: @unchecked Sendable {
         if apus_ioctl_int(fd, APUS_KVM_RUN(), 0) != 0 {
             let e = apus_errno()
             if e == EINTR || e == EAGAIN {
-                run.pointee.immediate_exit = 0
+                apus_run_set_immediate_exit(run, 0)
                 return .interrupted
             }
             throw .system(SystemError("KVM_RUN on vCPU \(id)", errno: e))
@@ -44,7 +44,7 @@ public final class VCPU: @unchecked Sendable {
     /// before the thread enters the kernel) and signals the thread (covers a thread already
     /// inside `KVM_RUN`, including one halted in the in-kernel LAPIC).
     public func kick(thread: PosixThread) {
-        run.pointee.immediate_exit = 1
+        apus_run_set_immediate_exit(run, 1)
         thread.send(signal: kickSignal)
     }
 

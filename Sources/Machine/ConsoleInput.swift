@@ -14,9 +14,12 @@ public final class ConsoleInput: Sendable {
 
     private let thread: PosixThread
 
-    /// `deliver` hands bytes to the guest's console and returns how many it took.
-    public init(fd: Int32, control: MachineControl, deliver: @escaping @Sendable ([UInt8]) -> Int) throws(SystemError) {
+    /// `deliver` hands bytes to the guest's console and returns how many it took. The thread
+    /// confines itself with the device-I/O allow-list (`sandbox`) before it reads anything.
+    public init(fd: Int32, control: MachineControl, sandbox: ThreadSandbox? = nil,
+                deliver: @escaping @Sendable ([UInt8]) -> Int) throws(SystemError) {
         thread = try PosixThread.start(name: "apus-console") {
+            guard sandbox?.confineOrStop(.deviceIO, name: "apus-console", control: control) ?? true else { return }
             var pending: [UInt8] = []
             var sawEscape = false
             var buffer = [UInt8](repeating: 0, count: 256)

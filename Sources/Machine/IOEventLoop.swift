@@ -68,11 +68,13 @@ public final class IOEventLoop: Sendable {
         try? epoll.epoll.remove(source.fd)
     }
 
-    /// Starts the thread.
-    public func start() throws(SystemError) {
+    /// Starts the thread. `prologue` runs on it first, before it waits for anything (the
+    /// machine confines the thread there).
+    public func start(prologue: @escaping @Sendable () -> Void = {}) throws(SystemError) {
         let epoll = self.epoll
         // The thread holds the loop until `stop` joins it.
         let t = try PosixThread.start(name: name) { [self] in
+            prologue()
             var running = true
             while running {
                 do {

@@ -1,3 +1,4 @@
+import Diagnostics
 import CKVM
 import DeviceBus
 import Devices
@@ -34,6 +35,8 @@ public final class Machine: @unchecked Sendable {
     var pciAllocator: PCIResourceAllocator?
     /// The bare-metal test board, on a `.bare` board.
     public internal(set) var testBoard: TestBoard?
+    /// What the devices reported, once per cause (`--stats` shows the repeats).
+    public let events: GuestEventLog
     /// The virtio console, when the config has one (the CLI feeds it typed input).
     public internal(set) var virtioConsole: VirtioConsole?
     /// COM1.
@@ -57,6 +60,7 @@ public final class Machine: @unchecked Sendable {
     /// memory → vCPUs (each with CPUID, MSRs, FPU, LAPIC) → legacy devices.
     public init(config: MachineConfig) throws {
         self.config = config
+        events = GuestEventLog(sink: config.log)
         try config.validate()
         let kvm = try KVMSystem(path: config.kvmPath)
         guard config.cpus >= 1, config.cpus <= min(kvm.maxVCPUs, 254) else {
@@ -156,11 +160,20 @@ public final class Machine: @unchecked Sendable {
 
     /// Starts the I/O thread and one thread per vCPU, waits until the machine stops, and
     /// returns why. Exit statistics are in `statistics` afterwards.
-    public func run() -> StopReason {
+    ///
+    /// With `config.seccomp` on, every thread `run` starts confines itself before it does its
+    /// work (`ThreadSandbox`); with `confiningCaller`, so does the calling thread, once every
+    /// other thread has started. That is for a caller that only reports and exits afterwards
+    /// (`apus run`): a filter is never lifted.
+    public func run(confiningCaller: Bool = false) -> StopReason {
         installKickSignalHandler()
+        let sandbox = self.sandbox
+        let control = self.control
         do {
-            try ioLoop.start()
-            for loop in deviceLoops { try loop.start() }
+            for loop in [ioLoop] + deviceLoops {
+                let name = loop.name
+                try loop.start { sandbox.confineOrStop(.deviceIO, name: name, control: control) }
+            }
         } catch {
             return .vmmError("\(error)")
         }
@@ -169,9 +182,12 @@ public final class Machine: @unchecked Sendable {
         var threads: [PosixThread] = []
         for vcpu in vcpus {
             let runner = VCPURunner(vcpu: vcpu, pio: pio, mmio: mmio, control: control, tracer: tracer)
+            let name = "apus-vcpu\(vcpu.id)"
             do {
-                let thread = try PosixThread.start(name: "apus-vcpu\(vcpu.id)") {
+                let thread = try PosixThread.start(name: name) {
                     unblockKickSignal()
+                    // Before the first KVM_RUN: from here on the guest can act.
+                    guard sandbox.confineOrStop(.vcpu, name: name, vcpuFD: vcpu.fd, control: control) else { return }
                     let stats = runner.run()
                     results.withLock { $0.append(stats) }
                 }
@@ -181,6 +197,7 @@ public final class Machine: @unchecked Sendable {
                 control.requestStop(.vmmError("\(error)"))
             }
         }
+        if confiningCaller { sandbox.confineOrStop(.main, name: "main", control: control) }
         // Every vCPU thread ends once the machine stops; only then may they be forgotten
         // (a kick must never reach a joined thread) and joined.
         control.waitForStop()

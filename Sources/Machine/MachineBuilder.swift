@@ -47,12 +47,13 @@ extension Machine {
             switch spec {
             case let .disk(path, readOnly):
                 let backend = try FileBlockBackend(path: path, readOnly: readOnly)
-                try addVirtio(VirtioBlock(name: "virtio-blk\(disks)", backend: backend, serial: "apus-disk\(disks)", log: config.log))
+                let name = "virtio-blk\(disks)"
+                try addVirtio(VirtioBlock(name: name, backend: backend, serial: "apus-disk\(disks)", log: events.device(name)))
                 disks += 1
             case .rng:
-                try addVirtio(VirtioEntropy(log: config.log))
+                try addVirtio(VirtioEntropy(log: events.device("virtio-rng")))
             case .console:
-                let device = VirtioConsole(output: config.consoleBulkOutput, log: config.log)
+                let device = VirtioConsole(output: config.consoleBulkOutput, log: events.device("virtio-console"))
                 try addVirtio(device)
                 virtioConsole = device
             }

@@ -14,16 +14,20 @@ public struct MachineConfig: Sendable {
     public var consoleOutput: @Sendable (UInt8) -> Void = standardOutputSink
     /// The KVM device.
     public var kvmPath = "/dev/kvm"
-    /// How virtio devices attach to the board.
-    public var transport: VirtioTransport = .mmio
+    /// How virtio devices attach to the board. virtio-pci by default: with MSI-X a completion
+    /// costs no exit (virtio-mmio's costs two: InterruptStatus and InterruptACK), and Linux
+    /// finds it with or without ACPI (docs/linux-benchmarks.md has the figures).
+    public var transport: VirtioTransport = .pci
     /// Where virtio-pci doorbells live.
     public var notify: NotifyMethod = .mmio
     /// The virtio devices, in the order they are attached (slot order, /dev/vda before /dev/vdb).
     public var devices: [DeviceSpec] = []
     /// Where a virtio console's output goes, in pieces (one write(2) each).
     public var consoleBulkOutput: @Sendable (UnsafeRawBufferPointer) -> Void = { _ in }
-    /// Where devices report what went wrong (guest errors, I/O errors).
+    /// Where log lines go (guest-triggered ones once per device and cause: `GuestEventLog`).
     public var log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
+    /// Whether `run` confines its threads with seccomp allow-lists (see `ThreadSandbox`).
+    public var seccomp = SeccompSettings()
 
     public init() {}
 

@@ -43,7 +43,7 @@ extension Machine {
             raiseInterrupt: { irq.signal() },
             // Only without a working ioeventfd does a notify reach us; pass it to the I/O thread.
             notify: { q in events[q].signal() },
-            log: config.log)
+            log: self.events.device(device.name))
         try registerMMIO(transport, address: base, length: VirtioMMIO.windowSize)
         let placement = VirtioMMIOPlacement(base: base, gsi: gsi, name: device.name, transport: transport)
         virtioMMIOPlacements.append(placement)

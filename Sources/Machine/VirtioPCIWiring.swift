@@ -57,7 +57,7 @@ extension Machine {
         let transport = try VirtioPCI(
             device: device, memory: memory, options: options, allocator: &allocator, interrupts: wiring,
             notify: { q in events[q].signal() },
-            placeDoorbells: { doorbells.place($0) }, log: log)
+            placeDoorbells: { doorbells.place($0) }, log: self.events.device(device.name))
         pciAllocator = allocator
         transport.setInterruptLine(UInt8(pin))
         // After the guest's EOI of a level interrupt, assert again while the ISR still has bits.

@@ -141,21 +141,26 @@ public final class SplitQueue: @unchecked Sendable {
 }
 
 extension SplitQueue {
-    /// The canonical device loop: takes every available chain, lets `handle` serve it (it
-    /// returns the bytes it wrote into the chain), returns each as used, and interrupts the
-    /// driver once at the end if it asked for it. A chain that breaks the rules stops the run
-    /// and asks the driver to reset the device (`deviceNeedsReset`), after `log`ging why, once:
-    /// the queue is then broken and later runs do nothing.
+    /// The canonical device loop: takes available chains, lets `handle` serve each (it returns
+    /// the bytes it wrote into the chain), returns each as used, and interrupts the driver once
+    /// at the end if it asked for it. A chain that breaks the rules stops the run and asks the
+    /// driver to reset the device (`deviceNeedsReset`), after `log`ging why, once: the queue is
+    /// then broken and later runs do nothing.
+    ///
+    /// At most `budget` chains (default: one ring's worth) per call: a driver that refills the
+    /// ring from another vCPU as fast as the device empties it would otherwise keep this I/O
+    /// thread here for good. With work left, the transport is asked to `serveAgain`.
     public func serveAvailable(queue index: Int, interrupt: any VirtioInterrupt, log: (QueueError) -> Void,
-                               _ handle: (inout DescriptorChain) -> UInt32) {
+                               budget: Int? = nil, _ handle: (inout DescriptorChain) -> UInt32) {
         guard !isBroken else { return }
-        var completed = false
+        let budget = budget ?? Int(size)
+        var served = 0
         do throws(QueueError) {
-            while var chain = try popAvailable() {
+            while served < budget, var chain = try popAvailable() {
                 let written = handle(&chain)
                 if let error = chain.error { throw error }
                 addUsed(head: chain.head, written: written)
-                completed = true
+                served += 1
             }
         } catch {
             markBroken()
@@ -163,6 +168,7 @@ extension SplitQueue {
             interrupt.deviceNeedsReset()
             return
         }
-        if completed && needsInterrupt() { interrupt.signalUsedBuffers(queue: index) }
+        if served > 0 && needsInterrupt() { interrupt.signalUsedBuffers(queue: index) }
+        if served == budget { interrupt.serveAgain(queue: index) }
     }
 }

@@ -8,6 +8,14 @@ public protocol VirtioInterrupt: Sendable {
     func signalConfigChange()
     /// The driver broke the rules: set DEVICE_NEEDS_RESET and tell it.
     func deviceNeedsReset()
+    /// The device stopped serving queue `queue` at its per-wake-up budget with work left: run
+    /// its handler again later, after the I/O thread has seen to its other events (a stop
+    /// request among them). Transports signal the queue's own doorbell eventfd.
+    func serveAgain(queue: Int)
+}
+
+extension VirtioInterrupt {
+    public func serveAgain(queue: Int) {}
 }
 
 /// A virtio device as every transport sees it: type, features, configuration space and queues.

@@ -1,3 +1,4 @@
+import Diagnostics
 import ByteOrder
 import DeviceBus
 import GuestMemory
@@ -53,8 +54,9 @@ public final class VirtioMMIO: BusDevice {
     private let state: Mutex<VirtioState>
     private let interrupt: Interrupt
     private let notify: @Sendable (Int) -> Void
-    private let log: @Sendable (String) -> Void
+    private let log: DeviceLog
     private let notifyExits = Atomic<Int>(0)
+    private let lifecycle = DeviceLifecycle()
     /// Version 1: the guest's page size and used-ring alignment, for QueuePFN.
     private let guestPageSizeValue = Atomic<UInt32>(4096)
     private let queueAlignValue = Atomic<UInt32>(4096)
@@ -67,7 +69,7 @@ public final class VirtioMMIO: BusDevice {
     ///   - raiseInterrupt: asserts the device's interrupt line (an irqfd signal).
     ///   - notify: hands a queue notification to the device's I/O thread.
     public init(device: any VirtioDevice, memory: GuestMemory, version: UInt32 = 2, raiseInterrupt: @escaping @Sendable () -> Void,
-                notify: @escaping @Sendable (Int) -> Void, log: @escaping @Sendable (String) -> Void = { _ in }) {
+                notify: @escaping @Sendable (Int) -> Void, log: DeviceLog = .discard) {
         precondition(version == 1 || version == 2)
         self.device = device
         self.version = version
@@ -78,6 +80,7 @@ public final class VirtioMMIO: BusDevice {
         self.log = log
         interrupt.markNeedsReset = { [weak self] in self?.state.withLock { $0.setNeedsReset() } }
         interrupt.bumpGeneration = { [weak self] in self?.state.withLock { $0.bumpConfigGeneration() } }
+        interrupt.requeue = notify
     }
 
     /// InterruptStatus bits and the line behind them, shared with the device's I/O thread.
@@ -96,6 +99,9 @@ public final class VirtioMMIO: BusDevice {
             status.bitwiseOr(VirtioMMIO.interruptUsedBuffer, ordering: .releasing)
             raise()
         }
+        // Set once in VirtioMMIO.init, before the object is shared.
+        var requeue: @Sendable (Int) -> Void = { _ in }
+        func serveAgain(queue: Int) { requeue(queue) }
         func signalConfigChange() {
             bumpGeneration()
             status.bitwiseOr(VirtioMMIO.interruptConfigChange, ordering: .releasing)
@@ -146,13 +152,6 @@ public final class VirtioMMIO: BusDevice {
             interrupt.status.bitwiseAnd(~value, ordering: .releasing)
             return
         }
-        if register == .status && UInt8(truncatingIfNeeded: value) == 0 {
-            // A reset quiesces the device before it clears the registers: once `device.reset()`
-            // returns, the I/O thread has let go of the queues, so nothing it found in them (a
-            // broken ring's DEVICE_NEEDS_RESET) can land in the state the reset below clears —
-            // the status reads 0 afterwards, as the driver waits for.
-            device.reset()
-        }
         let action: VirtioState.StatusAction = state.withLock { s in
             // Queue layout may change only while the queue is not ready (§4.2.2.2).
             func updateQueue(_ body: (inout VirtioState.QueueSetup) -> Void) {
@@ -181,7 +180,10 @@ public final class VirtioMMIO: BusDevice {
             case .queueDriverHigh where version == 2: updateQueue { $0.driverArea = ($0.driverArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
             case .queueDeviceLow where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & ~0xFFFF_FFFF) | UInt64(value) }
             case .queueDeviceHigh where version == 2: updateQueue { $0.deviceArea = ($0.deviceArea & 0xFFFF_FFFF) | UInt64(value) << 32 }
-            case .status: return s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
+            case .status:
+                let action = s.writeStatus(UInt8(truncatingIfNeeded: value), legacy: version == 1)
+                if action == .reset { lifecycle.advance() }
+                return action
             default: break
             }
             return .none
@@ -189,10 +191,11 @@ public final class VirtioMMIO: BusDevice {
         switch action {
         case .none: break
         case .reset:
-            // The device was quiesced above, before the state was cleared.
-            interrupt.status.store(0, ordering: .releasing)
-            guestPageSizeValue.store(4096, ordering: .relaxed)
-            queueAlignValue.store(4096, ordering: .relaxed)
+            lifecycle.reset(device) {
+                interrupt.status.store(0, ordering: .releasing)
+                guestPageSizeValue.store(4096, ordering: .relaxed)
+                queueAlignValue.store(4096, ordering: .relaxed)
+            }
         case .activate:
             activate()
         }
@@ -201,10 +204,25 @@ public final class VirtioMMIO: BusDevice {
     /// DRIVER_OK: validate every ready queue and hand them to the device, or mark the device
     /// DEVICE_NEEDS_RESET (with a config-change interrupt) if the driver's setup is broken.
     private func activate() {
-        let prepared: Result<([SplitQueue?], UInt64), QueueError> = state.withLock { s in
-            Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }
+        let started = lifecycle.activate(device, interrupt: interrupt, log: log,
+                                         needsReset: { [weak self] epoch in self?.needsReset(epoch: epoch) }) {
+            state.withLock { s in
+                // A reset since the DRIVER_OK write: nothing to start.
+                guard s.status & DeviceStatus.driverOK != 0 else { return nil }
+                return (Result { () throws(QueueError) in (try s.makeQueues(memory: memory), s.driverFeatures) }, lifecycle.current)
+            }
         }
-        if !startDevice(device, prepared, interrupt: interrupt, log: log) { interrupt.deviceNeedsReset() }
+        if !started { interrupt.deviceNeedsReset() }
+    }
+
+    /// DEVICE_NEEDS_RESET for the activation of `epoch`, unless the driver reset the device since.
+    private func needsReset(epoch: UInt64) {
+        let marked = state.withLock { s -> Bool in
+            guard lifecycle.current == epoch else { return false }
+            s.setNeedsReset()
+            return true
+        }
+        if marked { interrupt.signalConfigChange() }
     }
 
     public func registerName(offset: UInt64, isWrite: Bool) -> String? {

@@ -1,3 +1,4 @@
+import Diagnostics
 import DeviceBus
 import GuestMemory
 import PCI
@@ -58,13 +59,14 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
     let notify: @Sendable (Int) -> Void
     private let placeDoorbells: @Sendable ([DoorbellAssignment]) -> Void
     private let doorbells = Mutex<[DoorbellAssignment]>([])
-    let log: @Sendable (String) -> Void
+    let log: DeviceLog
     let msixCapability: Int
     let pciCfgCapability: Int
     /// Each capability's offset and what it is, for `--trace exits`.
     private let capabilityNames: [(offset: Int, name: String)]
     private let notifyExits = Atomic<Int>(0)
     let accesses = VirtioPCIAccessCounts()
+    let lifecycle = DeviceLifecycle()
 
     /// Accesses per region that exited to userspace, for `--stats`.
     public var accessCounts: [(VirtioPCIRegion, Int)] { accesses.snapshot }
@@ -75,7 +77,7 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
     public init(device: any VirtioDevice, memory: GuestMemory, options: Options, allocator: inout PCIResourceAllocator,
                 interrupts: any PCIInterruptSink, notify: @escaping @Sendable (Int) -> Void,
                 placeDoorbells: @escaping @Sendable ([DoorbellAssignment]) -> Void,
-                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                log: DeviceLog = .discard) throws {
         typealias L = VirtioPCILayout
         let queueCount = device.queueMaxSizes.count
         guard queueCount <= L.maxQueues else { throw VirtioPCIError.tooManyQueues(device.name, queueCount) }

@@ -1,3 +1,4 @@
+import Diagnostics
 import ByteOrder
 import DeviceBus
 import PCI
@@ -67,21 +68,14 @@ extension VirtioPCI {
 
     private func writeCommon(offset: Int, data: UnsafeRawBufferPointer) {
         guard let (field, shift) = VirtioPCICommonConfig.decode(offset: offset, count: data.count) else { return }
-        if field == .deviceStatus { quiesceIfReset(status: data[0]) }
         let action = state.withLock { s in
             s.legacyDriver = false
-            return s.virtio.writeCommon(field, shift: shift, count: data.count, value: data.littleEndianValue,
-                                        vectors: &s.vectors, vectorCount: s.msix.vectorCount)
+            let action = s.virtio.writeCommon(field, shift: shift, count: data.count, value: data.littleEndianValue,
+                                              vectors: &s.vectors, vectorCount: s.msix.vectorCount)
+            if action == .reset { lifecycle.advance() }
+            return action
         }
         perform(action)
-    }
-
-    /// Before a status write of 0 clears the registers: stops the device, which waits for its
-    /// I/O thread to let go of the queues — so nothing the old queues raise (a broken ring's
-    /// DEVICE_NEEDS_RESET) can land in the cleared state, and the status reads 0 afterwards, as
-    /// the driver waits for (virtio 1.2 §4.1.4.3.2).
-    func quiesceIfReset(status: UInt8) {
-        if status == 0 { device.reset() }
     }
 
     /// Carries out what a status write asked for.
@@ -89,14 +83,21 @@ extension VirtioPCI {
         switch action {
         case .none: break
         case .reset:
-            // The device was quiesced (`quiesceIfReset`) before the state was cleared.
-            isr.store(0, ordering: .releasing)
-            state.withLock { $0.vectors = VirtioPCIVectors(queueCount: device.queueMaxSizes.count) }
-        case .activate:
-            let prepared: Result<([SplitQueue?], UInt64), QueueError> = state.withLock { s in
-                Result { () throws(QueueError) in (try s.virtio.makeQueues(memory: memory), s.virtio.driverFeatures) }
+            lifecycle.reset(device) {
+                isr.store(0, ordering: .releasing)
+                state.withLock { $0.vectors = VirtioPCIVectors(queueCount: device.queueMaxSizes.count) }
             }
-            if !startDevice(device, prepared, interrupt: self, log: log) { deviceNeedsReset() }
+        case .activate:
+            let started = lifecycle.activate(device, interrupt: self, log: log,
+                                             needsReset: { [weak self] epoch in self?.needsReset(epoch: epoch) }) {
+                state.withLock { s in
+                    // A reset since the DRIVER_OK write: nothing to start.
+                    guard s.virtio.status & DeviceStatus.driverOK != 0 else { return nil }
+                    return (Result { () throws(QueueError) in (try s.virtio.makeQueues(memory: memory), s.virtio.driverFeatures) },
+                            lifecycle.current)
+                }
+            }
+            if !started { deviceNeedsReset() }
         }
     }
 
@@ -160,6 +161,20 @@ extension VirtioPCI {
         raise(target(vector: { $0.vectors.config }, isrBit: 2), isrBit: 2)
     }
 
+    public func serveAgain(queue: Int) {
+        if queue >= 0 && queue < device.queueMaxSizes.count { notify(queue) }
+    }
+
+    /// DEVICE_NEEDS_RESET for the activation of `epoch`, unless the driver reset the device since.
+    func needsReset(epoch: UInt64) {
+        let marked = state.withLock { s -> Bool in
+            guard lifecycle.current == epoch else { return false }
+            s.virtio.setNeedsReset()
+            return true
+        }
+        if marked { signalConfigChange() }
+    }
+
     public func deviceNeedsReset() {
         state.withLock { $0.virtio.setNeedsReset() }
         signalConfigChange()
@@ -167,23 +182,4 @@ extension VirtioPCI {
 
     /// Whether INTx should still be asserted (the machine asks after the guest's EOI).
     public var intxPending: Bool { isr.load(ordering: .acquiring) != 0 && !intxDisabled }
-}
-
-/// Validates the driver's queues and starts the device; false (after logging) when the setup
-/// is broken or the device refuses it, and the transport must set DEVICE_NEEDS_RESET.
-func startDevice(_ device: any VirtioDevice, _ prepared: Result<([SplitQueue?], UInt64), QueueError>,
-                 interrupt: any VirtioInterrupt, log: @Sendable (String) -> Void) -> Bool {
-    switch prepared {
-    case let .failure(error):
-        log("\(device.name): refusing DRIVER_OK: \(error)")
-        return false
-    case let .success((queues, features)):
-        do {
-            try device.activate(features: features, queues: queues, interrupt: interrupt)
-            return true
-        } catch {
-            log("\(device.name): activation failed: \(error)")
-            return false
-        }
-    }
 }

@@ -80,7 +80,6 @@ extension VirtioPCI {
             notifyThroughExit(queue: Int(value))
             return
         }
-        if register == .status && data.count == 1 { quiesceIfReset(status: data[0]) }
         let action: VirtioState.StatusAction = state.withLock { s in
             s.legacyDriver = true
             switch (register, data.count) {
@@ -91,7 +90,10 @@ extension VirtioPCI {
                 // Only while the driver has not started the device (a running queue stays put).
                 if s.virtio.status & DeviceStatus.driverOK == 0 { s.virtio.setLegacyQueue(pageNumber: UInt32(truncatingIfNeeded: value)) }
             case (.queueSelect, 2): s.virtio.queueSelect = UInt32(value)
-            case (.status, 1): return s.virtio.writeStatus(UInt8(truncatingIfNeeded: value), legacy: true)
+            case (.status, 1):
+                let action = s.virtio.writeStatus(UInt8(truncatingIfNeeded: value), legacy: true)
+                if action == .reset { lifecycle.advance() }
+                return action
             case (.configVector, 2) where msix:
                 s.vectors.config = VirtioPCIVectors.checked(UInt16(truncatingIfNeeded: value), vectorCount: s.msix.vectorCount)
             case (.queueVector, 2) where msix:

@@ -29,6 +29,13 @@ import Testing
     @Test func defaults() throws {
         let config = try RunCommand.parse(["--bare", "g.bin"]).machineConfig()
         #expect(config.cpus == 1 && config.memorySize == 512 << 20 && !config.traceExits)
+        #expect(config.seccomp == SeccompSettings(enabled: true, violation: .trap), "apus run confines its threads unless told not to")
+    }
+
+    @Test func seccompOffAndTheProbe() throws {
+        #expect(try !RunCommand.parse(["--bare", "g.bin", "--seccomp", "off"]).machineConfig().seccomp.enabled)
+        let probing = try RunCommand.parse(["--bare", "g.bin", "--seccomp-probe", "io"]).machineConfig()
+        #expect(probing.seccomp.enabled && probing.seccomp.probe == .deviceIO)
     }
 
     @Test(arguments: [
@@ -39,6 +46,9 @@ import Testing
         ["--bare", "g.bin", "--trace", "everything"],
         ["--bare", "g.bin", "--cpus", "57"],          // stacks would overlap the page tables
         ["--bare", "g.bin", "--cpus", "65"],          // ... or wrap below address 0
+        ["--bare", "g.bin", "--seccomp", "maybe"],
+        ["--bare", "g.bin", "--seccomp", "off", "--seccomp-probe", "vcpu"],
+        ["--bare", "g.bin", "--seccomp-probe", "disk"],
         [],
     ])
     func rejectsBadInput(_ args: [String]) {

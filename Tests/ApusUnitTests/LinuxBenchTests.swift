@@ -73,23 +73,73 @@ import Testing
 @Suite struct LinuxBenchReportTests {
     let report = LinuxBenchReport(
         benchmark: "boot", setup: "k + i, 1 vCPU, \"512\" MiB", runs: 3,
-        vmms: [.apus, .qemuMicrovm, .qemuQ35],
+        vmms: [.apusMMIO, .apusPCI, .apusPCIPIO, .qemuMicrovm, .qemuQ35], baseline: .apusMMIO,
         metrics: [.init(key: "to-init", label: "to init (s)", higherIsBetter: false, digits: 2)],
-        samples: [[[1, 2, 3], [4, 4, 5], [8, 9, 10]]])
+        samples: [[[1, 2, 3], [1, 1, 2], [3, 3, 3], [4, 4, 5], [8, 9, 10]]])
 
-    @Test func ratiosAreApusMediansOverEachQEMU() {
-        #expect(report.ratio(0, over: .qemuMicrovm) == 0.5)
-        #expect(report.ratio(0, over: .qemuQ35) == 2.0 / 9.0)
-        #expect(report.ratio(0, over: .apus) == 2.0 / 2.0)
+    @Test func ratiosAreEachMedianOverTheBaselines() {
+        #expect(report.ratio(0, .apusPCI) == 0.5)
+        #expect(report.ratio(0, .apusPCIPIO) == 1.5)
+        #expect(report.ratio(0, .qemuMicrovm) == 2.0)
+        #expect(report.ratio(0, .qemuQ35) == 4.5)
+        #expect(report.ratio(0, .apusMMIO) == 1.0)
+        let withoutBaseline = LinuxBenchReport(benchmark: "boot", setup: "", runs: 3, vmms: [.apusPCI, .qemuQ35],
+                                               baseline: .apusMMIO, metrics: report.metrics, samples: [[[1], [2]]])
+        #expect(withoutBaseline.ratio(0, .qemuQ35) == nil)
     }
 
-    @Test func renderingsCarryEveryVMMAndRatio() {
+    @Test func renderingsCarryEveryVMMAndRatioAndNameTheBaseline() {
         let table = report.table(), json = report.json(), csv = report.csv()
-        #expect(table.contains("apus/qemu-microvm") && table.contains("0.50") && table.contains("lower is better"))
-        #expect(table.contains("virtio-pci") && table.contains("2.00 [1.00–3.00]"))
-        #expect(json.contains("\"apus/qemu-q35\": 0.222") && json.contains("\"samples\": [4.00, 4.00, 5.00]"))
+        #expect(table.contains("ratios: each VMM's median over apus-mmio's") && table.contains("ratio to apus-mmio"))
+        #expect(table.contains("virtio-pci (PIO notify)") && table.contains("virtio-pci (MMIO notify)") && table.contains("lower is better"))
+        #expect(table.contains("2.00 [1.00–3.00]") && table.contains("4.50"))
+        // One ratio row per metric, its cells under the VMMs they belong to.
+        let ratioRow = table.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(ratioRow.hasPrefix("to init (s), lower is better") && ratioRow.hasSuffix("0.50" + String(repeating: " ", count: 22) + "1.50"
+            + String(repeating: " ", count: 22) + "2.00" + String(repeating: " ", count: 22) + "4.50"))
+        #expect(json.contains("\"baseline\": \"apus-mmio\"") && json.contains("\"qemu-q35/apus-mmio\": 4.500"))
+        #expect(json.contains("\"apus-pci-pio\": {\"transport\": \"virtio-pci (PIO notify)\""))
+        #expect(json.contains("\"samples\": [4.00, 4.00, 5.00]") && !json.contains("\"apus-mmio/apus-mmio\""))
         #expect(json.contains("\\\"512\\\""))
-        #expect(csv.split(separator: "\n").count == 4)
-        #expect(csv.contains("to-init,qemu-microvm,virtio-mmio,4.00,4.00,5.00,0.500"))
+        #expect(csv.split(separator: "\n").count == 6)
+        #expect(csv.contains("to-init,qemu-microvm,virtio-mmio,4.00,4.00,5.00,apus-mmio,2.000\n"))
+        #expect(csv.contains("to-init,apus-mmio,virtio-mmio,2.00,1.00,3.00,apus-mmio,\n"))
+    }
+
+    @Test func aLoneVMMHasNoRatios() {
+        let lone = LinuxBenchReport(benchmark: "boot", setup: "", runs: 1, vmms: [.apusPCI], baseline: .apusPCI,
+                                    metrics: report.metrics, samples: [[[1]]])
+        #expect(!lone.table().contains("ratio") && lone.json().contains("\"ratios\": {}"))
+    }
+}
+
+@Suite struct BenchVMMTests {
+    let guest = BenchGuest(kernel: "k", initrd: "i", commandLine: "c", cpus: 1, memoryMiB: 512, disk: "d.img")
+
+    @Test func apusStillNamesTheMMIOColumn() {
+        #expect(BenchVMM(argument: "apus") == .apusMMIO)
+        #expect(BenchVMM(argument: "apus-pci-pio") == .apusPCIPIO)
+        #expect(BenchVMM(argument: "apus-pio") == nil)
+        #expect(!BenchVMM.allCases.map(\.rawValue).contains("apus"))
+    }
+
+    @Test func eachApusColumnSpellsOutItsTransport() {
+        func arguments(_ vmm: BenchVMM) -> String {
+            vmm.command(for: guest, apus: "/apus", qemu: QEMUSetup()).arguments.joined(separator: " ")
+        }
+        #expect(arguments(.apusMMIO).contains("--transport mmio --disk path=d.img"))
+        #expect(arguments(.apusPCI).contains("--transport pci --notify mmio"))
+        #expect(arguments(.apusPCIPIO).contains("--transport pci --notify pio"))
+        #expect(arguments(.qemuQ35).contains("virtio-blk-pci,drive=disk0"))
+        #expect(BenchVMM.allCases.filter(\.isApus) == [.apusMMIO, .apusPCI, .apusPCIPIO])
+    }
+
+    @Test func theBaselineIsApusMMIOUnlessToldOtherwise() throws {
+        #expect(try LinuxBenchOptions.parse([]).baseline == .apusMMIO)
+        #expect(try LinuxBenchOptions.parse(["--vmm", "qemu-q35", "apus-pci"]).baseline == .apusPCI)
+        #expect(try LinuxBenchOptions.parse(["--vmm", "qemu-q35", "qemu-microvm"]).baseline == .qemuQ35)
+        #expect(try LinuxBenchOptions.parse(["--vmm", "apus-pci", "apus", "--baseline", "apus-pci"]).baseline == .apusPCI)
+        #expect(throws: (any Error).self) { try LinuxBenchOptions.parse(["--vmm", "apus-pci", "--baseline", "apus-mmio"]) }
+        #expect(throws: (any Error).self) { try LinuxBenchOptions.parse(["--vmm", "apus", "apus-mmio"]) }
     }
 }

@@ -132,6 +132,24 @@ struct DriverQueue {
         #expect(logged == 1 && interrupt.needsReset == 1 && q.isBroken)
     }
 
+    /// A wake-up serves at most its budget, then asks to run again (the I/O thread sees to its
+    /// other events in between) — a ring refilled as fast as it drains cannot pin the thread.
+    @Test func aWakeUpServesItsBudgetThenAsksToRunAgain() throws {
+        var driver = DriverQueue(memory: memory)
+        for i in UInt16(0)..<5 {
+            try driver.setDescriptor(i, addr: 0x8000, len: 4)
+            try driver.makeAvailable(i)
+        }
+        let q = try driver.deviceQueue()
+        let interrupt = RecordingInterrupt()
+        var served = 0
+        q.serveAvailable(queue: 0, interrupt: interrupt, log: { _ in }, budget: 2) { _ in served += 1; return 0 }
+        #expect(served == 2 && interrupt.servedAgain == 1 && interrupt.used == 1)
+        q.serveAvailable(queue: 0, interrupt: interrupt, log: { _ in }, budget: 2) { _ in served += 1; return 0 }
+        q.serveAvailable(queue: 0, interrupt: interrupt, log: { _ in }, budget: 2) { _ in served += 1; return 0 }
+        #expect(served == 5 && interrupt.servedAgain == 2, "the last run finished under budget")
+    }
+
     @Test func readableAfterWritableIsRefused() throws {
         var driver = DriverQueue(memory: memory)
         try driver.setDescriptor(0, addr: 0x8000, len: 4, flags: 1 | 2, next: 1)

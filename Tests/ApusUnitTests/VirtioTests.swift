@@ -93,7 +93,8 @@ final class MemoryDisk: BlockBackend, @unchecked Sendable {
 }
 
 final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
-    var used = 0, config = 0, needsReset = 0
+    var used = 0, config = 0, needsReset = 0, servedAgain = 0
+    func serveAgain(queue: Int) { servedAgain += 1 }
     func signalUsedBuffers(queue: Int) { used += 1 }
     func signalConfigChange() { config += 1 }
     func deviceNeedsReset() { needsReset += 1 }

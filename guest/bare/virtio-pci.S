@@ -115,6 +115,9 @@
 #define STATUS_BYTE         0x205000
 #define DATA_IN             0x206000
 
+/* After the addresses above: the shared request code uses them. */
+#include "virtio-blk-request.inc"
+
         .section .text.start
         .globl _start
 _start:
@@ -341,14 +344,7 @@ walked:
         jne fail30
 
 /* ---- 6. I/O: the same two requests as virtio-blk.S. The pattern: byte i = i * 7 + 3. */
-        xor ecx, ecx
-1:      lea eax, [ecx * 8]
-        sub eax, ecx
-        add eax, 3
-        mov byte ptr [DATA_OUT + rcx], al
-        inc ecx
-        cmp ecx, 512
-        jb 1b
+        FILL_PATTERN
 
         mov esi, 1                              /* type OUT: write sector 1 from DATA_OUT */
         mov edi, DATA_OUT
@@ -359,13 +355,7 @@ walked:
         mov edx, 2                              /* device-writable */
         call request
 
-        xor ecx, ecx
-2:      mov al, byte ptr [DATA_OUT + rcx]
-        cmp al, byte ptr [DATA_IN + rcx]
-        jne fail33
-        inc ecx
-        cmp ecx, 512
-        jb 2b
+        COMPARE_SECTORS fail33
         cli
         mov r12d, dword ptr [rip + interrupts]
         REPORT r12d
@@ -375,36 +365,7 @@ walked:
  * at descriptors 0-2, made available in the next avail slot; rings the doorbell and waits for
  * the MSI-X interrupt. */
 request:
-        mov dword ptr [HEADER], esi
-        mov dword ptr [HEADER + 4], 0
-        mov qword ptr [HEADER + 8], 1           /* sector 1 */
-        mov byte ptr [STATUS_BYTE], 0xff
-        /* desc 0: header, NEXT -> 1 */
-        mov qword ptr [DESC + 0], HEADER
-        mov dword ptr [DESC + 8], 16
-        mov word ptr [DESC + 12], 1
-        mov word ptr [DESC + 14], 1
-        /* desc 1: data, NEXT -> 2 (+ WRITE for IN) */
-        mov qword ptr [DESC + 16], rdi
-        mov dword ptr [DESC + 24], 512
-        lea eax, [edx + 1]
-        mov word ptr [DESC + 28], ax
-        mov word ptr [DESC + 30], 2
-        /* desc 2: status byte, WRITE */
-        mov qword ptr [DESC + 32], STATUS_BYTE
-        mov dword ptr [DESC + 40], 1
-        mov word ptr [DESC + 44], 2
-        mov word ptr [DESC + 46], 0
-        /* avail.ring[idx % QSIZE] = 0; then publish idx + 1 (x86 keeps stores in order). */
-        movzx eax, word ptr [AVAIL + 2]
-        mov ecx, eax
-        and ecx, QSIZE - 1
-        mov word ptr [AVAIL + 4 + rcx * 2], 0
-        inc eax
-        mov r13d, eax                           /* the used.idx we wait for */
-        mov r14d, dword ptr [rip + interrupts]
-        mov word ptr [AVAIL + 2], ax
-        mfence
+        QUEUE_REQUEST
         /* The doorbell: a 16-bit write of the queue index (0), in whichever space the
          * notify capability's BAR is. */
         xor eax, eax

@@ -28,7 +28,7 @@ if [ "${1-}" = --list ]; then
              pci-disk-rng-hvc0-msix-smp:$((2 * LIMIT)) pci-pio-notify-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-transitional-legacy-and-modern-driver:$((3 * LIMIT)) pci-nomsi-intx-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
-             mmio-disk-durability-sigkill:$((2 * LIMIT)) \
+             disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
@@ -209,7 +209,7 @@ acpi-off-mptable-smp)
     done ;;
 mmio-disk-rng)
     # virtio-blk over virtio-mmio (a writable and a read-only disk) and virtio-rng.
-    disk_rng mmio "apus.expect.bus=mmio apus.expect.version1=1" ;;
+    disk_rng mmio "apus.expect.bus=mmio apus.expect.version1=1" --transport mmio ;;
 mmio-legacy-disk-rng-hvc0)
     # The same over virtio-mmio version 1 (the legacy interface: QueuePFN, no FEATURES_OK).
     disk_rng mmio-legacy "apus.expect.bus=mmio apus.expect.version1=0" --transport mmio-legacy
@@ -240,17 +240,18 @@ pci-acpi-off-disk)
     # Without ACPI the kernel finds the PCI bus through configuration mechanism #1 (and, for
     # INTx, the MP table's PCI interrupt entries, where the kernel parses one).
     disk_rng pci-acpi-off "reboot=k apus.end=reboot apus.expect.bus=pci" --transport pci --acpi off ;;
-mmio-disk-durability-sigkill)
+disk-durability-sigkill-pci-mmio)
     # What apus acknowledged is in the image even when apus dies at once: SIGKILL the moment
-    # the guest reports its data durable, with the write-back cache and FLUSH, and with the
-    # driver's write-through mode (no FLUSH at all).
+    # the guest reports its data durable, with the write-back cache and FLUSH (over virtio-pci),
+    # and with the driver's write-through mode, no FLUSH at all (over virtio-mmio).
     yes apus-durability-0123456789abcdef | head -c 4194304 >"$WORK/pattern"
-    for mode in fsync writethrough; do
+    for mode in fsync:pci writethrough:mmio; do
+        transport=${mode#*:} mode=${mode%:*}
         name=durability-$mode
         dd if=/dev/zero of="$WORK/$name.img" bs=1M count=16 2>/dev/null
         echo "e2e: booting '$name' ($(date +%T))" >&2
         timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$name.log" \
-            --disk "path=$WORK/$name.img" --cmdline "$BASE apus.test=durability apus.durability.mode=$mode" \
+            --disk "path=$WORK/$name.img" --transport "$transport" --cmdline "$BASE apus.test=durability apus.durability.mode=$mode" \
             </dev/null 2>"$WORK/$name.err" &
         pid=$!
         waited=0
@@ -270,7 +271,7 @@ console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).
     typed_input ttyS0-input --cmdline "$BASE"
-    typed_input hvc0-input --console virtio --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
+    typed_input hvc0-input --console virtio --transport mmio --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
 ttyS0-input-repeat-*)
     # The ttyS0 input stall (an interrupt edge lost for good) came 1 boot in 2 on some kernels:
     # five boots per group, one and two vCPUs.

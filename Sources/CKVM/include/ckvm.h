@@ -104,6 +104,12 @@ static inline void apus_route_set_msi(struct kvm_irq_routing_entry *e, unsigned 
 // properties (no stable address); C knows where it is.
 static inline unsigned char *apus_run_mmio_data(struct kvm_run *run) { return run->mmio.data; }
 
+// kvm_run.immediate_exit is written by the thread that kicks a vCPU and by the vCPU's own thread:
+// atomic stores, so neither is a data race (the kernel reads it on entry to KVM_RUN).
+static inline void apus_run_set_immediate_exit(struct kvm_run *run, unsigned char value) {
+    __atomic_store_n(&run->immediate_exit, value, __ATOMIC_RELEASE);
+}
+
 // Open-file-description locks (fcntl F_OFD_*), the kind QEMU takes on disk images: unlike
 // flock(2) locks they conflict with QEMU's, and unlike classic POSIX locks they belong to the
 // open file, not the process. (Values from <linux/fcntl.h>; glibc hides them without _GNU_SOURCE.)

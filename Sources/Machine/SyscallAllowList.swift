@@ -1,0 +1,110 @@
+import CKVM
+import Glibc
+import LinuxSupport
+
+/// The kinds of apus thread, each confined by its own seccomp allow-list once its set-up is
+/// over (see `ThreadSandbox`).
+public enum ThreadKind: String, Sendable, CaseIterable {
+    /// A vCPU thread: `KVM_RUN` and the exits it hands to the devices.
+    case vcpu
+    /// A device I/O thread (one per virtio device, the board's `apus-io`) and the console-input
+    /// thread: epoll, eventfds, the disk image, getrandom, typed input.
+    case deviceIO = "io"
+    /// The main thread once the guest runs, and the signal watcher: wait for the stop, tear
+    /// down, report, exit.
+    case main
+}
+
+/// What each kind of apus thread may ask of the kernel while the guest runs. Everything else —
+/// open, socket, execve, fork/clone, ptrace, mount, bpf, a KVM ioctl on another descriptor or
+/// with another request — is a violation.
+///
+/// The lists come from running the real workloads under `strace -f` (bare guests driving
+/// virtio-blk and virtio-rng over virtio-mmio and virtio-pci, with port and MMIO doorbells; SMP;
+/// `--trace exits --stats`; the Linux end-to-end scenarios) and from reading each thread's code.
+/// docs/security.md ("seccomp") gives the reason for every entry: keep the two in step.
+public enum SyscallAllowList {
+    /// The filter for a `kind` thread. `vcpuFD` is the vCPU a vCPU thread runs.
+    public static func filter(for kind: ThreadKind, label: String, vmFD: Int32, vcpuFD: Int32? = nil,
+                              violation: SeccompFilter.Violation = .trap) -> SeccompFilter {
+        var f = SeccompFilter(label: label, violation: violation)
+        addEveryThread(to: &f)
+        switch kind {
+        case .vcpu: addVCPU(to: &f, vcpuFD: vcpuFD ?? -1, vmFD: vmFD)
+        case .deviceIO: addDeviceIO(to: &f, vmFD: vmFD)
+        case .main: addMain(to: &f)
+        }
+        return f
+    }
+
+    static let protExec = UInt64(PROT_EXEC)
+    /// `ioctl(fd, TCSETS, …)` sets a terminal (asm-generic/ioctls.h); `RawTerminal` restores
+    /// with it alone (`apus_terminal_apply`), not with glibc's tcsetattr, which adds TCGETS.
+    static let tcsets: UInt32 = 0x5402
+
+    /// What glibc, the Swift runtime and the fatal-signal handler need on any thread.
+    static func addEveryThread(to f: inout SeccompFilter) {
+        // Locks (Synchronization.Mutex is a PI futex owned by the thread id), joins, semaphores.
+        f.allow(["futex", "gettid"])
+        // Memory: malloc's arenas and the Swift runtime. Never executable: no thread of apus
+        // creates code at run time, so a filtered thread cannot map or make pages executable.
+        f.allow("mmap", .hasNone(2, of: protExec))
+        f.allow("mprotect", .hasNone(2, of: protExec))
+        f.allow(["munmap", "madvise", "brk", "mremap"])
+        // Diagnostics on stderr, console output, eventfd signals (each 8-byte write is a kick
+        // to an I/O thread or an interrupt through an irqfd).
+        f.allow("write")
+        // An object's last reference can drop on any thread and its deinit closes a descriptor;
+        // without open, socket or dup there is no way to get a descriptor back.
+        f.allow("close")
+        // Signals inside apus only: kicking a vCPU (pthread_kill), abort(), the fatal handler
+        // sending the signal again. tgkill's first argument must be apus's own PID.
+        f.allow("tgkill", .equals(0, UInt32(bitPattern: getpid())))
+        f.allow(["getpid", "rt_sigprocmask", "rt_sigreturn", "restart_syscall"])
+        // Time, where the vDSO falls back to the kernel (a clock source without vDSO support,
+        // as in nested guests), and sleeps.
+        f.allow(["clock_gettime", "gettimeofday", "clock_nanosleep", "nanosleep"])
+        // Lazily seeded hashing and random numbers; reveals nothing, changes nothing.
+        f.allow("getrandom")
+        // RawTerminal, the fatal-signal handler and atexit put a raw terminal back; only the
+        // standard descriptors and only TCSETS (not TIOCSTI, which could type into the shell).
+        for fd: UInt32 in 0...2 { f.allow("ioctl", .equals(0, fd), .equals(1, tcsets)) }
+        // A thread's end (exit) and the process's (exit_group).
+        f.allow(["exit", "exit_group"])
+    }
+
+    /// A vCPU thread: KVM_RUN on its own vCPU and what the devices do on an exit.
+    static func addVCPU(to f: inout SeccompFilter, vcpuFD: Int32, vmFD: Int32) {
+        let vcpu = UInt32(bitPattern: vcpuFD), vm = UInt32(bitPattern: vmFD)
+        // KVM_RUN; registers for the crash report of a guest that died.
+        for request in [APUS_KVM_RUN(), APUS_KVM_GET_REGS(), APUS_KVM_GET_SREGS()] {
+            f.allow("ioctl", .equals(0, vcpu), .equals(1, UInt32(request)))
+        }
+        // Exits that rewire the VM: the UART's interrupt line (KVM_IRQ_LINE), PCI BARs moving
+        // their doorbells (KVM_IOEVENTFD), the guest programming MSI-X (KVM_SET_GSI_ROUTING).
+        for request in [APUS_KVM_IRQ_LINE(), APUS_KVM_IOEVENTFD(), APUS_KVM_SET_GSI_ROUTING()] {
+            f.allow("ioctl", .equals(0, vm), .equals(1, UInt32(request)))
+        }
+    }
+
+    /// A device I/O thread, or the console-input thread.
+    static func addDeviceIO(to f: inout SeccompFilter, vmFD: Int32) {
+        let vm = UInt32(bitPattern: vmFD)
+        // The loop: wait, drain eventfds (read), change its sources.
+        f.allow(["epoll_wait", "epoll_pwait", "epoll_ctl", "read"])
+        // Console input: poll stdin with a timeout.
+        f.allow(["poll", "ppoll"])
+        // virtio-blk: data (one preadv/pwritev per request), FLUSH, DISCARD and WRITE_ZEROES.
+        f.allow(["preadv", "pwritev", "fdatasync", "fallocate"])
+        // Typed input raises the UART's interrupt line; the test board injects an MSI directly.
+        for request in [APUS_KVM_IRQ_LINE(), APUS_KVM_SIGNAL_MSI()] {
+            f.allow("ioctl", .equals(0, vm), .equals(1, UInt32(request)))
+        }
+    }
+
+    /// The main thread while the guest runs and after it stopped; the signal watcher.
+    static func addMain(to f: inout SeccompFilter) {
+        // The signal watcher's sigwait.
+        f.allow("rt_sigtimedwait")
+    }
+}
