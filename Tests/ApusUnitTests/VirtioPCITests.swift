@@ -110,6 +110,30 @@ final class RecordingSink: PCIInterruptSink, @unchecked Sendable {
         #expect(r.t.deviceStatus == 0 && common(r, 0x1C, size: 2) == 0)
     }
 
+    /// The I/O thread finds a broken ring while a reset waits for its queue run: the status
+    /// must read 0 after the reset all the same (through the modern and the legacy header).
+    @Test(arguments: [false, true])
+    func aResetLeavesNothingOfTheQueueRunItWaitedFor(legacy: Bool) throws {
+        let device = BrokenRunDuringReset()
+        let r = try makeRig(.init(transitional: true), device: device)
+        setCommon(r, 0x14, 3, size: 1)
+        setCommon(r, 0x08, 1); setCommon(r, 0x0C, 1)
+        setCommon(r, 0x14, 11, size: 1)
+        setCommon(r, 0x18, 8, size: 2)
+        setCommon(r, 0x20, 0x1000); setCommon(r, 0x28, 0x2000); setCommon(r, 0x30, 0x3000)
+        setCommon(r, 0x1C, 1, size: 2)
+        setCommon(r, 0x14, 15, size: 1)
+        #expect(r.t.deviceStatus == 15)
+        if legacy {
+            bar(r, L.legacyBAR, 0x12, 0, size: 1)              // the legacy header's STATUS
+        } else {
+            setCommon(r, 0x14, 0, size: 1)
+        }
+        #expect(device.resets == 1)
+        #expect(r.t.deviceStatus == 0)
+        #expect(readBar(r, L.modernBAR, L.isrOffset, size: 1) == 0)
+    }
+
     @Test func vectorsOutOfRangeReadBackNoVector() throws {
         let r = try makeRig()                                  // 1 queue: vectors 0 and 1
         setCommon(r, 0x10, 1, size: 2)

@@ -357,6 +357,28 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         #expect(read32(t, VirtioMMIO.Register.status.rawValue) == 0 && read32(t, VirtioMMIO.Register.queueReady.rawValue) == 0)
     }
 
+    /// The I/O thread finds a broken ring while a reset waits for its queue run: what it
+    /// reports belongs to the old queues, and the status must read 0 after the reset.
+    @Test func aResetLeavesNothingOfTheQueueRunItWaitedFor() {
+        let device = BrokenRunDuringReset()
+        let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: {}, notify: { _ in })
+        write32(t, VirtioMMIO.Register.status.rawValue, 3)
+        write32(t, VirtioMMIO.Register.driverFeaturesSel.rawValue, 1)
+        write32(t, VirtioMMIO.Register.driverFeatures.rawValue, 1)
+        write32(t, VirtioMMIO.Register.status.rawValue, 11)
+        write32(t, VirtioMMIO.Register.queueNum.rawValue, 8)
+        write32(t, VirtioMMIO.Register.queueDescLow.rawValue, 0x1000)
+        write32(t, VirtioMMIO.Register.queueDriverLow.rawValue, 0x2000)
+        write32(t, VirtioMMIO.Register.queueDeviceLow.rawValue, 0x3000)
+        write32(t, VirtioMMIO.Register.queueReady.rawValue, 1)
+        write32(t, VirtioMMIO.Register.status.rawValue, 15)
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) == 15)
+        write32(t, VirtioMMIO.Register.status.rawValue, 0)
+        #expect(device.resets == 1)
+        #expect(read32(t, VirtioMMIO.Register.status.rawValue) == 0)
+        #expect(read32(t, VirtioMMIO.Register.interruptStatus.rawValue) == 0)
+    }
+
     @Test func aBrokenQueueAtDriverOKNeedsReset() {
         let device = VirtioBlock(name: "vda", backend: MemoryDisk(size: 4096), serial: "x")
         let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: {}, notify: { _ in })
@@ -372,5 +394,29 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
         #expect(read32(t, VirtioMMIO.Register.interruptStatus.rawValue) & VirtioMMIO.interruptConfigChange != 0)
         write32(t, VirtioMMIO.Register.interruptACK.rawValue, VirtioMMIO.interruptConfigChange)
         #expect(read32(t, VirtioMMIO.Register.interruptStatus.rawValue) == 0)
+    }
+}
+
+/// A device whose queue run, still in progress when the driver resets it, finds a broken ring:
+/// `reset` (which in a real device waits for that run) reports it before returning, as the
+/// I/O thread would.
+final class BrokenRunDuringReset: VirtioDevice, @unchecked Sendable {
+    let deviceType: UInt32 = 4
+    let name = "rng"
+    let offeredFeatures = VirtioFeature.version1
+    let queueMaxSizes: [UInt16] = [8]
+    private let state = Mutex<(interrupt: (any VirtioInterrupt)?, resets: Int)>((nil, 0))
+    var resets: Int { state.withLock { $0.resets } }
+    func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) { readConfigBytes([], offset: offset, into: buffer) }
+    func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
+        state.withLock { $0.interrupt = interrupt }
+    }
+    func processQueue(_ index: Int) {}
+    func reset() {
+        let interrupt = state.withLock { s in
+            defer { s = (nil, s.resets + 1) }
+            return s.interrupt
+        }
+        interrupt?.deviceNeedsReset()
     }
 }
