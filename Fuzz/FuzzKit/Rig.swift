@@ -112,3 +112,21 @@ public func makeDevice(console: Bool) -> any VirtioDevice {
     device.receive(Array("fuzz input\n".utf8))
     return device
 }
+
+/// Queue notifications as the machine delivers them: handed to the device's I/O thread, never
+/// run inside the access that rang (a device asking to be run again from inside its own queue
+/// run would otherwise re-enter it). The harness drains them after each access.
+public final class PendingNotifies: @unchecked Sendable {
+    private var work: [() -> Void] = []
+    public init() {}
+    public func add(_ item: @escaping () -> Void) { work.append(item) }
+    /// Runs the pending notifications (and those they cause, up to `rounds` times over).
+    public func drain(rounds: Int = 4) {
+        for _ in 0..<rounds where !work.isEmpty {
+            let now = work
+            work = []
+            for item in now { item() }
+        }
+        work = []
+    }
+}

@@ -19,6 +19,7 @@ public func pciRootFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     var input = FuzzInput(data, count)
     let steps = decodeScript(&input, offsetBytes: 4)
     resetRAM()
+    let pending = PendingNotifies()
 
     let root = PCIRoot(mmioWindow: .init(base: 0xE000_0000, size: 0x4_0000), ioWindow: .init(base: 0xC000, size: 0x1000))
     var allocator = PCIResourceAllocator(root: root)
@@ -28,7 +29,7 @@ public func pciRootFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
             let device = VirtioBlock(name: "vd\(devices.count)", backend: MemoryDisk(sectors: 16, readOnly: false), serial: "fuzz")
             devices.append(device)
             _ = try root.plug(VirtioPCI(device: device, memory: fuzzRAM, options: options, allocator: &allocator,
-                                        interrupts: CheckingSink(vectors: 2), notify: { device.processQueue($0) },
+                                        interrupts: CheckingSink(vectors: 2), notify: { q in pending.add { device.processQueue(q) } },
                                         placeDoorbells: { _ in }))
         }
     } catch { fatalError("plugging: \(error)") }
@@ -40,6 +41,7 @@ public func pciRootFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     ]
 
     for step in steps {
+        defer { pending.drain() }
         switch step {
         case let .ram(address, value):
             try? fuzzRAM.store(value, at: GuestAddress(address))

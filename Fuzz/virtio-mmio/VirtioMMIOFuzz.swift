@@ -15,11 +15,13 @@ public func virtioMMIOFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt 
     let flags: UInt8 = input.next()
     let steps = decodeScript(&input, offsetBytes: 2)
     resetRAM()
+    let pending = PendingNotifies()
 
     let device = makeDevice(console: flags & 2 != 0)
     let transport = VirtioMMIO(device: device, memory: fuzzRAM, version: flags & 1 != 0 ? 1 : 2, raiseInterrupt: {},
-                               notify: { device.processQueue($0) })
+                               notify: { q in pending.add { device.processQueue(q) } })
     for step in steps {
+        defer { pending.drain() }
         switch step {
         case let .ram(address, value):
             try? fuzzRAM.store(value, at: GuestAddress(address))

@@ -22,6 +22,7 @@ public func virtioPCIFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let flags: UInt8 = input.next()
     let steps = decodeScript(&input, offsetBytes: 2)
     resetRAM()
+    let pending = PendingNotifies()
 
     let root = PCIRoot(mmioWindow: .init(base: 0xE000_0000, size: 0x100_0000), ioWindow: .init(base: 0xC000, size: 0x4000))
     var allocator = PCIResourceAllocator(root: root)
@@ -31,7 +32,7 @@ public func virtioPCIFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let function: VirtioPCI
     do {
         function = try VirtioPCI(device: device, memory: fuzzRAM, options: options, allocator: &allocator, interrupts: sink,
-                                 notify: { device.processQueue($0) },
+                                 notify: { q in pending.add { device.processQueue(q) } },
                                  placeDoorbells: { doorbells in
                                      for d in doorbells { expect(d.queue >= 0 && d.queue < device.queueMaxSizes.count, "doorbell for queue \(d.queue)") }
                                  })
@@ -43,6 +44,7 @@ public func virtioPCIFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let barSizes: [UInt64] = [L.legacySize, L.msixBARSize, L.modernSize, 0x100, notifySize, 0x100]
     let ioBARs: Set<Int> = [L.legacyBAR, L.pioNotifyBAR]
     for step in steps {
+        defer { pending.drain() }
         switch step {
         case let .ram(address, value):
             try? fuzzRAM.store(value, at: GuestAddress(address))
