@@ -39,6 +39,8 @@ public final class Machine: @unchecked Sendable {
     public let events: GuestEventLog
     /// The virtio console, when the config has one (the CLI feeds it typed input).
     public internal(set) var virtioConsole: VirtioConsole?
+    /// The memory balloon, when the config has one (the control socket drives it).
+    public internal(set) var balloon: (any BalloonControl)?
     /// COM1.
     public let serial: Serial8250
     /// Boot-time marks: first console byte and the guest's init.
