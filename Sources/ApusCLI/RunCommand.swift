@@ -36,6 +36,8 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --console file=boot.log --acpi off
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --rng
           apus run --kernel vmlinuz --initrd initrd.img --console virtio
+          apus run --kernel vmlinuz --initrd initrd.img --net tap=apus0
+          apus run --kernel vmlinuz --initrd initrd.img --net tap=apus0,mac=52:54:00:12:34:56
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci --notify pio
           apus run --kernel vmlinuz --initrd initrd.img --rng --transport pci-transitional \
@@ -61,6 +63,9 @@ public struct RunCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("A virtio-blk disk: a raw image file; repeatable. Writable disks are locked exclusively.", valueName: "path=IMG[,readonly=on]"))
     public var disk: [DiskSpec] = []
+
+    @Option(name: .long, help: ArgumentHelp("A virtio-net interface on a Linux tap (created if missing, which needs CAP_NET_ADMIN); repeatable. MAC: random 52:54:00:xx:xx:xx unless given.", valueName: "tap=NAME[,mac=MAC]"), transform: NetOption.parse)
+    public var net: [NetSpec] = []
 
     @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")
     public var rng = false
@@ -116,7 +121,7 @@ public struct RunCommand: ParsableCommand {
         config.transport = transport
         config.notify = notify
         config.devices = disk.map { .disk(path: $0.path, readOnly: $0.readOnly) } + (rng ? [.rng] : [])
-            + (console == .virtio ? [.console] : [])
+            + (console == .virtio ? [.console] : []) + net.map { .net($0) }
         config.seccomp = SeccompSettings(enabled: seccomp == .on, probe: seccompProbe)
         do {
             try config.validate()
@@ -200,7 +205,7 @@ public struct RunCommand: ParsableCommand {
         if !backend.runsLinux {
             fputsError("apus: warning: /dev/kvm here is \(backend.name), with no VMX/SVM behind it: a stock Linux kernel runs very slowly on it and then crashes; \(Self.linuxHint)")
         }
-        if acpi == .off && !transport.isPCI && (!disk.isEmpty || rng || console == .virtio) {
+        if acpi == .off && !transport.isPCI && (!disk.isEmpty || rng || !net.isEmpty || console == .virtio) {
             fputsError("apus: warning: with --acpi off, Linux finds virtio-mmio devices only through virtio_mmio.device= on its command line (apus adds it), which needs a kernel built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and the driver built in: no Debian kernel has that, so these devices will most likely stay invisible; keep ACPI on (the default), or use --transport pci")
         }
     }

@@ -14,10 +14,19 @@ public struct Epoll: ~Copyable {
         fd = OwnedFD(adopting: raw)
     }
 
-    /// Watches `descriptor` for readability, reporting `tag` when it becomes ready.
-    public func add(_ descriptor: Int32, tag: UInt64) throws(SystemError) {
+    /// Level-triggered readability: reported while there is something to read.
+    public static let readable = EPOLLIN.rawValue
+    /// Edge-triggered readability and writability: reported once each time the descriptor
+    /// becomes readable or writable afresh (the owner reads or writes until `EAGAIN`).
+    public static let readableOrWritableEdges = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLET.rawValue
+    /// The `events` bits `wait` reports for a descriptor that can be written.
+    public static let writableEvent = EPOLLOUT.rawValue
+
+    /// Watches `descriptor` for `events` (readability by default), reporting `tag` when it
+    /// becomes ready.
+    public func add(_ descriptor: Int32, tag: UInt64, events: UInt32 = Epoll.readable) throws(SystemError) {
         var event = epoll_event()
-        event.events = EPOLLIN.rawValue
+        event.events = events
         event.data.u64 = tag
         if epoll_ctl(fd.raw, EPOLL_CTL_ADD, descriptor, &event) != 0 {
             throw SystemError.current("epoll_ctl(ADD, fd \(descriptor))")
@@ -31,10 +40,11 @@ public struct Epoll: ~Copyable {
         }
     }
 
-    /// Waits up to `timeoutMilliseconds` (-1: forever) and calls `body` with each ready tag.
+    /// Waits up to `timeoutMilliseconds` (-1: forever) and calls `body` with each ready tag and
+    /// its event bits.
     /// Returns the number of ready descriptors (0 on timeout or signal interruption).
     @discardableResult
-    public func wait(timeoutMilliseconds: Int32 = -1, _ body: (UInt64) -> Void) throws(SystemError) -> Int {
+    public func wait(timeoutMilliseconds: Int32 = -1, _ body: (_ tag: UInt64, _ events: UInt32) -> Void) throws(SystemError) -> Int {
         var events = (epoll_event(), epoll_event(), epoll_event(), epoll_event(),
                       epoll_event(), epoll_event(), epoll_event(), epoll_event())
         let n = withUnsafeMutableBytes(of: &events) { raw in
@@ -46,7 +56,7 @@ public struct Epoll: ~Copyable {
         }
         withUnsafeBytes(of: &events) { raw in
             let list = raw.bindMemory(to: epoll_event.self)
-            for i in 0..<Int(n) { body(list[i].data.u64) }
+            for i in 0..<Int(n) { body(list[i].data.u64, list[i].events) }
         }
         return Int(n)
     }

@@ -19,6 +19,8 @@ public final class IOEventLoop: Sendable {
         /// Drains the descriptor and returns a count to pass on (0: nothing to do).
         let drain: @Sendable () -> UInt64
         let handler: Handler
+        /// The epoll events to watch.
+        var events: UInt32 = Epoll.readable
     }
 
     public let name: String
@@ -47,6 +49,13 @@ public final class IOEventLoop: Sendable {
         try add(Source(fd: fd, drain: { 1 }, handler: handler))
     }
 
+    /// Watches `fd` edge-triggered for readability and writability; `handler` gets the epoll
+    /// event bits and must read or write until `EAGAIN` (see `DescriptorWatcher`).
+    @discardableResult
+    public func add(edgesOf fd: Int32, handler: @escaping Handler) throws(SystemError) -> Token {
+        try add(Source(fd: fd, drain: { 1 }, handler: handler, events: Epoll.readableOrWritableEdges))
+    }
+
     private func add(_ source: Source) throws(SystemError) -> Token {
         let tag = sources.withLock { s in
             defer { s.next += 1 }
@@ -54,7 +63,7 @@ public final class IOEventLoop: Sendable {
             return s.next
         }
         do {
-            try epoll.epoll.add(source.fd, tag: tag)
+            try epoll.epoll.add(source.fd, tag: tag, events: source.events)
         } catch {
             _ = sources.withLock { $0.table.removeValue(forKey: tag) }
             throw error
@@ -78,9 +87,11 @@ public final class IOEventLoop: Sendable {
             var running = true
             while running {
                 do {
-                    try epoll.epoll.wait { tag in
+                    try epoll.epoll.wait { tag, events in
                         if tag == Self.stopTag { running = false; return }
                         guard let s = self.sources.withLock({ $0.table[tag] }) else { return }
+                        // Edge-triggered sources get the event bits; the others a drained count.
+                        if s.events != Epoll.readable { s.handler(UInt64(events)); return }
                         let n = s.drain()
                         if n > 0 { s.handler(n) }
                     }
@@ -106,4 +117,18 @@ public final class IOEventLoop: Sendable {
 private final class EpollBox: @unchecked Sendable {
     let epoll: Epoll
     init(_ epoll: consuming Epoll) { self.epoll = epoll }
+}
+
+import Virtio
+
+/// A device's I/O thread watches its host descriptors (a tap) beside its doorbells.
+extension IOEventLoop: DescriptorWatcher {
+    public func watchEdges(of fd: Int32, _ handler: @escaping @Sendable (DescriptorReadiness) -> Void) throws {
+        try add(edgesOf: fd) { events in
+            var ready: DescriptorReadiness = []
+            if UInt32(truncatingIfNeeded: events) & Epoll.writableEvent != 0 { ready.insert(.writable) }
+            if UInt32(truncatingIfNeeded: events) & ~Epoll.writableEvent != 0 { ready.insert(.readable) }
+            handler(ready)
+        }
+    }
 }

@@ -140,11 +140,13 @@ public final class Machine: @unchecked Sendable {
         return event
     }
 
-    /// A new I/O thread for one device (started with the machine).
-    func makeDeviceLoop(for name: String) throws -> IOEventLoop {
+    /// A new I/O thread for one device (started with the machine), watching the device's own
+    /// host descriptors if it has any (`VirtioHostIO`: a tap).
+    func makeDeviceLoop(for device: any VirtioDevice) throws -> IOEventLoop {
         // Thread names are at most 15 bytes.
-        let loop = try IOEventLoop(name: String("io-\(name)".prefix(15)))
+        let loop = try IOEventLoop(name: String("io-\(device.name)".prefix(15)))
         deviceLoops.append(loop)
+        if let hostIO = device as? any VirtioHostIO { try hostIO.attach(to: loop) }
         return loop
     }
 

@@ -1,4 +1,5 @@
 import Devices
+import LinuxSupport
 import Virtio
 
 /// Which board a machine gets besides its core (vCPUs, RAM, COM1, boot timer).
@@ -42,7 +43,7 @@ extension Machine {
 
     /// Builds each device's backend and attaches it; disks are named vda, vdb… in order.
     func installVirtioDevices() throws {
-        var disks = 0
+        var disks = 0, nics = 0
         for spec in config.devices {
             switch spec {
             case let .disk(path, readOnly):
@@ -56,7 +57,20 @@ extension Machine {
                 let device = VirtioConsole(output: config.consoleBulkOutput, log: events.device("virtio-console"))
                 try addVirtio(device)
                 virtioConsole = device
+            case let .net(net):
+                let tap = try TapDevice(name: net.tap)
+                let name = "virtio-net\(nics)"
+                try addVirtio(VirtioNet(name: name, backend: tap, mac: net.mac ?? randomMAC(), log: events.device(name)))
+                nics += 1
             }
         }
     }
+}
+
+/// A random locally administered unicast MAC address in QEMU's 52:54:00 range, which is what
+/// tools and people recognise as a virtual machine's.
+func randomMAC() -> [UInt8] {
+    var tail: [UInt8] = [0, 0, 0]
+    _ = tail.withUnsafeMutableBytes { fillRandom($0.baseAddress!, count: 3) }
+    return [0x52, 0x54, 0x00] + tail
 }

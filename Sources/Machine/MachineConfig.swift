@@ -50,6 +50,12 @@ public struct MachineConfig: Sendable {
             throw MachineError("\(devices.count) virtio devices: at most \(limit) fit on \(transport.isPCI ? "PCI bus 0" : "the virtio-mmio slots")")
         }
         if devices.filter({ $0 == .console }).count > 1 { throw MachineError("only one virtio console") }
+        var taps = Set<String>()
+        for case let .net(net) in devices {
+            guard taps.insert(net.tap).inserted else { throw MachineError("--net: tap \(net.tap) is used twice") }
+            if net.vhost { throw MachineError("--net vhost=on: not supported yet (the data path runs in apus: vhost=off)") }
+            if net.queues != 1 { throw MachineError("--net queues=\(net.queues): multiqueue is not supported yet (queues=1)") }
+        }
     }
 
     /// Bus 0 has 32 slots; the host bridge takes one.
@@ -64,6 +70,27 @@ public enum DeviceSpec: Sendable, Equatable {
     case rng
     /// virtio-console (hvc0), its output to `MachineConfig.consoleBulkOutput`.
     case console
+    /// virtio-net on a tap interface.
+    case net(NetSpec)
+}
+
+/// A network interface: virtio-net on a Linux tap (`--net`).
+public struct NetSpec: Sendable, Equatable {
+    /// The tap to attach to (created when it does not exist, which needs CAP_NET_ADMIN).
+    public var tap: String
+    /// The guest's MAC address; nil: a random locally administered one (52:54:00:xx:xx:xx).
+    public var mac: [UInt8]?
+    /// Whether the kernel's vhost-net carries the data path.
+    public var vhost = false
+    /// Queue pairs (each with its own tap queue).
+    public var queues = 1
+
+    public init(tap: String, mac: [UInt8]? = nil, vhost: Bool = false, queues: Int = 1) {
+        self.tap = tap
+        self.mac = mac
+        self.vhost = vhost
+        self.queues = queues
+    }
 }
 
 /// A configuration or setup problem, phrased for the user.

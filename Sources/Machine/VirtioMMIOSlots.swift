@@ -25,7 +25,7 @@ extension Machine {
         guard slot < S.count else { throw MachineError("at most \(S.count) virtio-mmio devices fit on this board") }
         let base = S.base + UInt64(slot) * S.slotSize
         let gsi = try interrupts.allocatePin(exclusive: true)
-        let loop = try makeDeviceLoop(for: device.name)
+        let loop = try makeDeviceLoop(for: device)
 
         let irq = try interrupts.irqfd(gsi: gsi)
         keep(irq)

@@ -38,7 +38,7 @@ extension Machine {
     @discardableResult
     public func addVirtioPCI(_ device: any VirtioDevice, options: VirtioPCI.Options) throws -> VirtioPCIPlacement {
         let root = try installPCIRoot()
-        let loop = try makeDeviceLoop(for: device.name)
+        let loop = try makeDeviceLoop(for: device)
         let log = config.log
 
         var queueEvents: [EventFD] = []

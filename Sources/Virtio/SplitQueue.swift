@@ -100,6 +100,26 @@ public final class SplitQueue: @unchecked Sendable {
         return try DescriptorChain(queue: self, head: head)
     }
 
+    /// Puts back the last `count` chains taken with `popAvailable`, unused: the next pops take
+    /// them again. (virtio-net's receive path takes chains for a frame before it knows they
+    /// are enough; when they are not, the frame waits for more.) avail_event stays where the
+    /// pops left it: the device wants to hear of buffers beyond those, not of these again —
+    /// moving it back would even silence the driver's next notify (vring_need_event).
+    public func unpop(_ count: UInt16) {
+        precondition(count <= nextAvail &- nextUsed, "unpop of chains never popped")
+        nextAvail &-= count
+    }
+
+    /// Whether the driver has made chains available that the device has not taken. With
+    /// EVENT_IDX it first asks to be notified of the next one (avail_event), so a chain added
+    /// between this check and the device going to sleep still rings the doorbell.
+    public func hasAvailable() -> Bool {
+        if eventIndex { store16(nextAvail, usedRing, 4 + 8 * UInt64(size)) }
+        // avail_event must be visible before we read avail.idx (the driver does the mirror image).
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        return load16(availRing, 2) != nextAvail
+    }
+
     /// Returns chain `head` to the driver with `written` bytes written into it.
     public func addUsed(head: UInt16, written: UInt32) {
         let slot = GuestAddress(usedRing.rawValue + 4 + 8 * UInt64(nextUsed % size))

@@ -18,6 +18,8 @@ APUS=${APUS:-./apus}
 WORK=${WORK:-/tmp/e2e-work}
 LIMIT=${APUS_E2E_TIMEOUT:-150}
 BASE="console=ttyS0 panic=-1 quiet loglevel=4"
+# A network boot moves 64 MiB each way: in the nested host (QEMU's TCG) that takes minutes.
+NET_LIMIT=$((3 * LIMIT))
 
 # flavour DIR: "rt-amd64" for kernels built from linux-image-rt-amd64.
 flavour() { sed 's/^linux-image-//' "$1/kernel-package" 2>/dev/null || echo unknown; }
@@ -29,7 +31,8 @@ if [ "${1-}" = --list ]; then
              pci-transitional-legacy-and-modern-driver:$((3 * LIMIT)) pci-nomsi-intx-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
-             ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
+             ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
+             net-tap-pci-mmio:$((2 * NET_LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -162,6 +165,56 @@ hvc0_input() {
     esac
 }
 
+# net_tap NAME ARGS...: the guest on a tap whose host end is 10.0.2.1 (the guest is 10.0.2.15):
+# pings both ways and 64 MiB over TCP each way (busybox nc), checked by sha256 on both sides.
+net_tap() {
+    n=$1; shift
+    tap=apus-$n mib=64
+    ip link del "$tap" 2>/dev/null
+    if ! { ip tuntap add "$tap" mode tap 2>/dev/null || tunctl -t "$tap" >/dev/null 2>&1; }; then
+        result $n-tap-setup FAIL "cannot create tap $tap (needs root, CAP_NET_ADMIN, and the tun module)"
+        return
+    fi
+    ip addr add 10.0.2.1/24 dev "$tap" && ip link set "$tap" up
+    dd if=/dev/urandom of="$WORK/$n-to-guest" bs=1M count=$mib 2>/dev/null
+    sha=$(sha256sum "$WORK/$n-to-guest" | cut -d' ' -f1)
+    rm -f "$WORK/$n-from-guest"
+    nc -l -p 5000 -e sh -c "cat > $WORK/$n-from-guest" &
+    listener=$!
+    echo "e2e: booting '$n' ($(date +%T))" >&2
+    timeout "$NET_LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
+        --memory 512M --net "tap=$tap" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha" \
+        </dev/null 2>"$WORK/$n.err" &
+    pid=$!
+    waited=0
+    until grep -aq 'APUS-E2E: net.listening' "$WORK/$n.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
+          [ $waited -ge "$NET_LIMIT" ]; do
+        sleep 1; waited=$((waited + 1))
+    done
+    out=$(ping -c 3 -W 5 10.0.2.15 2>&1)
+    case $out in *" 0% packet loss"*) ok=0 ;; *) ok=1 ;; esac
+    expect $n-host-pings-guest $ok "$(echo "$out" | tail -n 1)"
+    start=$(date +%s)
+    nc 10.0.2.15 5001 -e cat "$WORK/$n-to-guest"
+    expect $n-host-sends $? "$mib MiB to the guest in $(($(date +%s) - start)) s"
+    wait $pid
+    status=$?
+    echo "e2e: '$n' exited with status $status ($(date +%T))" >&2
+    crashed "$n" $status
+    expect $n-boot-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status"
+    for c in found features ping-host host-to-guest guest-to-host-sent; do
+        guest_check $n-$c "$WORK/$n.log" net.$c
+    done
+    sleep 1
+    kill $listener 2>/dev/null
+    want=$(grep -a 'APUS-E2E: net.guest-sha256 ' "$WORK/$n.log" | head -n 1 | tr -d '\r' | cut -d' ' -f3)
+    got=$(sha256sum "$WORK/$n-from-guest" 2>/dev/null | cut -d' ' -f1)
+    expect $n-guest-to-host-intact $([ -n "$want" ] && [ "$got" = "$want" ]; echo $?) \
+        "$(wc -c <"$WORK/$n-from-guest" 2>/dev/null) bytes received, sha256 ${got:-none}, the guest sent ${want:-nothing}"
+    rm -f "$WORK/$n-to-guest" "$WORK/$n-from-guest"
+    ip link del "$tap" 2>/dev/null || tunctl -d "$tap" >/dev/null 2>&1
+}
+
 # show_logs: the tails of this group's logs (inside the nested host they are gone afterwards).
 show_logs() {
     for f in "$WORK"/*.log "$WORK"/*.err; do
@@ -272,6 +325,10 @@ console-input-ttyS0-hvc0)
     # virtio-console (hvc0).
     typed_input ttyS0-input --cmdline "$BASE"
     typed_input hvc0-input --console virtio --transport mmio --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
+net-tap-pci-mmio)
+    # virtio-net on a tap, over virtio-pci (MSI-X) and virtio-mmio.
+    net_tap pci --transport pci
+    net_tap mmio --transport mmio ;;
 ttyS0-input-repeat-*)
     # The ttyS0 input stall (an interrupt edge lost for good) came 1 boot in 2 on some kernels:
     # five boots per group, one and two vCPUs.

@@ -12,7 +12,7 @@
 #   kernel-config      its build configuration (boot/config-*), for scenarios that depend on it
 #   kernel-package     the package name it came from
 #   busybox            the static busybox binary
-#   modules/           the modules Apus needs (virtio family, irqbypass, kvm, kvm-amd, kvm-intel)
+#   modules/           the modules Apus needs (GUEST_MODULES and HOST_MODULES of lib.sh)
 #                      plus their dependencies, uncompressed, in lib/modules/VER/ layout, with a
 #                      modules.dep made by `depmod -b`, and modules/modules.builtin from the package
 #   debs/              the downloaded .deb files
@@ -35,7 +35,7 @@ OUT=$(cd "$OUT" && pwd)
 # Modules wanted in some initramfs (names as modinfo/depmod spell them, '-' and '_' equivalent):
 # the level-2 guest's (GUEST_MODULES in lib.sh) and the nested host's. A flavour that builds one
 # in, or lacks it, is fine: module-order.sh says so.
-WANTED_MODULES=("${GUEST_MODULES[@]}" irqbypass kvm kvm_amd kvm_intel)
+WANTED_MODULES=("${GUEST_MODULES[@]}" "${HOST_MODULES[@]}")
 # Bumped when what this script extracts changes, so that old assets are redone (2: soft deps).
 FORMAT=format=2
 

@@ -10,6 +10,9 @@ DEFAULT_KERNEL_PACKAGE=linux-image-cloud-amd64
 # scenarios mount (ext4, which also mounts ext2; built in on most flavours).
 GUEST_MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
     virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover virtio_net ext4)
+# The nested test host's (level 1): KVM, and for the network scenarios tun (the guest's tap),
+# vhost_net (vhost=on hands the data path to the kernel) and bridge (to bridge taps).
+HOST_MODULES=(irqbypass kvm kvm-amd kvm-intel tun vhost_iotlb vhost vhost_net bridge)
 
 # linux_assets_dir PACKAGE: where fetch-assets.sh puts a kernel package's guest assets:
 # guest/build/linux for the default kernel, guest/build/linux-FLAVOUR for linux-image-FLAVOUR.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build-host.sh PAYLOAD_DIR [OUT] — build the nested test host's initramfs (level 1) at OUT
-# (default guest/build/nested/host-initrd.cpio; gzip'd if OUT ends in .gz): the Debian cloud kernel's irqbypass, kvm,
-# kvm-amd and kvm-intel modules, static busybox, /init from guest/nested/host-init, PAYLOAD_DIR
+# (default guest/build/nested/host-initrd.cpio; gzip'd if OUT ends in .gz): the Debian cloud kernel's HOST_MODULES
+# (guest/linux/lib.sh: KVM, tun, vhost_net, bridge), static busybox, /init from guest/nested/host-init, PAYLOAD_DIR
 # copied to /payload (symlinks followed), and the dynamic loader and shared libraries that `ldd`
 # lists for every ELF file in the payload (at the paths ldd prints). /init runs /payload/run.sh.
 # Kernel assets come from $APUS_LINUX_ASSETS (default guest/build/linux; fetched if missing).
@@ -21,7 +21,7 @@ LINUX=$ROOT/guest/linux
 PAYLOAD=$1
 OUT=${2:-$ROOT/guest/build/nested/host-initrd.cpio}
 ASSETS=${APUS_LINUX_ASSETS:-$ROOT/guest/build/linux}
-MODULES=(irqbypass kvm kvm-amd kvm-intel)
+MODULES=("${HOST_MODULES[@]}")  # guest/linux/lib.sh
 
 [[ -d $PAYLOAD ]] || die "payload directory $PAYLOAD does not exist"
 [[ -f $PAYLOAD/run.sh ]] || log "warning: $PAYLOAD has no run.sh; the host will report NESTED-EXIT: 127"

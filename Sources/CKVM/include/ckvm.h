@@ -132,6 +132,35 @@ static inline int apus_ofd_conflict(int fd, short type, long start, long len) {
 // BLKGETSIZE64: the size in bytes of a block device (a disk image that is a device node).
 static inline unsigned long apus_blkgetsize64(void) { return BLKGETSIZE64; }
 
+// Tap devices (<linux/if_tun.h>): the request numbers are macros, so, as for KVM, constants.
+// struct ifreq needs <net/if.h>, which Swift's Glibc module does not export; these helpers fill
+// it in C. Each returns what ioctl(2) returns (-1 with errno set).
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <string.h>
+static inline unsigned long apus_tunsetoffload(void) { return TUNSETOFFLOAD; }
+static inline unsigned long apus_tunsetvnethdrsz(void) { return TUNSETVNETHDRSZ; }
+// TUNSETIFF: attach `fd` (an open /dev/net/tun) to tap `name` with `flags` (IFF_TAP | ...),
+// creating it when it does not exist; the kernel's name for it is copied back into `name`
+// (IFNAMSIZ bytes).
+static inline int apus_tun_set_iff(int fd, char *name, short flags) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = flags;
+    int r = ioctl(fd, TUNSETIFF, &ifr);
+    if (r == 0) memcpy(name, ifr.ifr_name, IFNAMSIZ);
+    return r;
+}
+// The MTU of interface `name` (SIOCGIFMTU through any socket `sock`), or -1.
+static inline int apus_interface_mtu(int sock, const char *name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(sock, SIOCGIFMTU, &ifr) != 0) return -1;
+    return ifr.ifr_mtu;
+}
+
 // The signal Apus uses to kick a vCPU thread out of KVM_RUN (see LinuxSupport/ThreadKick).
 static inline int apus_kick_signal(void) { return SIGRTMIN + 1; }
 

@@ -1,0 +1,24 @@
+/// How a host descriptor became ready, as a device's I/O thread saw it.
+public struct DescriptorReadiness: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// There is something to read (a frame from the tap).
+    public static let readable = DescriptorReadiness(rawValue: 1)
+    /// A write that failed with `EAGAIN` can be tried again.
+    public static let writable = DescriptorReadiness(rawValue: 2)
+}
+
+/// Lets a device wait on host descriptors of its own (a tap) on its I/O thread, beside its
+/// queues' doorbells, so that both run on one thread and need no lock between them.
+public protocol DescriptorWatcher: Sendable {
+    /// Watches `fd` edge-triggered: `handler` runs on the device's I/O thread each time `fd`
+    /// becomes readable or writable afresh. It must read until `EAGAIN` (or remember that it
+    /// stopped short and come back on its own): an edge is reported once.
+    func watchEdges(of fd: Int32, _ handler: @escaping @Sendable (DescriptorReadiness) -> Void) throws
+}
+
+/// A virtio device that has host descriptors to wait on besides its queues (virtio-net's tap).
+/// The machine calls `attach` once, when it gives the device its I/O thread.
+public protocol VirtioHostIO: VirtioDevice {
+    func attach(to watcher: any DescriptorWatcher) throws
+}
