@@ -150,6 +150,13 @@ public final class Machine: @unchecked Sendable {
         return loop
     }
 
+    /// Hands a vhost device the doorbells of the queues the kernel serves (which no I/O thread
+    /// watches: the kernel must be their only reader).
+    func attachKernelDoorbells(_ device: any VirtioDevice, _ events: [EventFD]) {
+        guard let kernel = device as? any VirtioKernelQueues else { return }
+        kernel.attachDoorbells(Dictionary(uniqueKeysWithValues: kernel.kernelQueues.map { ($0, events[$0].fd) }))
+    }
+
     /// Attaches a virtio device with the configured transport.
     public func addVirtio(_ device: any VirtioDevice) throws {
         switch config.transport {

@@ -60,7 +60,7 @@ extension Machine {
             case let .net(net):
                 let tap = try TapDevice(name: net.tap)
                 let name = "virtio-net\(nics)"
-                try addVirtio(VirtioNet(name: name, backend: tap, mac: net.mac ?? randomMAC(), log: events.device(name)))
+                try addVirtio(VirtioNet(name: name, backend: tap, mac: net.mac ?? randomMAC(), vhost: net.vhost, log: events.device(name)))
                 nics += 1
             }
         }

@@ -53,7 +53,6 @@ public struct MachineConfig: Sendable {
         var taps = Set<String>()
         for case let .net(net) in devices {
             guard taps.insert(net.tap).inserted else { throw MachineError("--net: tap \(net.tap) is used twice") }
-            if net.vhost { throw MachineError("--net vhost=on: not supported yet (the data path runs in apus: vhost=off)") }
             if net.queues != 1 { throw MachineError("--net queues=\(net.queues): multiqueue is not supported yet (queues=1)") }
         }
     }

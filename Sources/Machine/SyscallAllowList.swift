@@ -85,6 +85,16 @@ public enum SyscallAllowList {
         for request in [APUS_KVM_IRQ_LINE(), APUS_KVM_IOEVENTFD(), APUS_KVM_SET_GSI_ROUTING()] {
             f.allow("ioctl", .equals(0, vm), .equals(1, UInt32(request)))
         }
+        // DRIVER_OK and reset of a virtio-net device: the tap's header size and offloads, and with
+        // vhost the kernel's rings (features, memory table, ring layout, eventfds, the tap as
+        // backend; a reset detaches it). Request numbers of the tun and vhost families only.
+        for request in [apus_tunsetvnethdrsz(), apus_tunsetoffload(), apus_vhost_request_set_features(),
+                        apus_vhost_request_set_mem_table(), apus_vhost_request_set_vring_num(),
+                        apus_vhost_request_set_vring_base(), apus_vhost_request_set_vring_addr(),
+                        apus_vhost_request_set_vring_kick(), apus_vhost_request_set_vring_call(),
+                        apus_vhost_request_net_set_backend()] {
+            f.allow("ioctl", .equals(1, UInt32(truncatingIfNeeded: request)))
+        }
     }
 
     /// A device I/O thread, or the console-input thread.

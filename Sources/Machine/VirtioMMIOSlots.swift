@@ -30,14 +30,16 @@ extension Machine {
         let irq = try interrupts.irqfd(gsi: gsi)
         keep(irq)
         var queueEvents: [EventFD] = []
+        let kernelQueues = (device as? any VirtioKernelQueues)?.kernelQueues ?? []
         for q in device.queueMaxSizes.indices {
             let event = try EventFD()
             try vm.registerIOEvent(event, at: .mmio(address: base + VirtioMMIO.Register.queueNotify.rawValue, length: 4), match: .value(UInt64(q)))
-            try loop.add(event) { _ in device.processQueue(q) }
+            if !kernelQueues.contains(q) { try loop.add(event) { _ in device.processQueue(q) } }
             keep(event)
             queueEvents.append(event)
         }
         let events = queueEvents
+        attachKernelDoorbells(device, events)
         let transport = VirtioMMIO(
             device: device, memory: memory, version: version,
             raiseInterrupt: { irq.signal() },

@@ -42,12 +42,14 @@ extension Machine {
         let log = config.log
 
         var queueEvents: [EventFD] = []
+        let kernelQueues = (device as? any VirtioKernelQueues)?.kernelQueues ?? []
         for q in device.queueMaxSizes.indices {
             let event = try EventFD()
-            try loop.add(event) { _ in device.processQueue(q) }
+            if !kernelQueues.contains(q) { try loop.add(event) { _ in device.processQueue(q) } }
             queueEvents.append(event)
         }
         let events = queueEvents
+        attachKernelDoorbells(device, events)
         let doorbells = DoorbellRegistry(vm: vm, events: events, root: root, name: device.name, log: log)
 
         let pin = try interrupts.allocatePin(exclusive: false)

@@ -22,3 +22,13 @@ public protocol DescriptorWatcher: Sendable {
 public protocol VirtioHostIO: VirtioDevice {
     func attach(to watcher: any DescriptorWatcher) throws
 }
+
+/// A device some of whose queues the host kernel serves (virtio-net with vhost): the machine
+/// does not watch those queues' doorbells — the kernel must be their only reader — but hands
+/// their eventfds to the device, which passes them on at activation.
+public protocol VirtioKernelQueues: VirtioDevice {
+    /// The queues the kernel serves.
+    var kernelQueues: [Int] { get }
+    /// Each kernel queue's doorbell eventfd (owned by the machine, open as long as it is).
+    func attachDoorbells(_ fds: [Int: Int32])
+}

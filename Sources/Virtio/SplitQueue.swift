@@ -30,9 +30,9 @@ public final class SplitQueue: @unchecked Sendable {
 
     public let memory: GuestMemory
     public let size: UInt16
-    let descriptorTable: GuestAddress
-    let availRing: GuestAddress
-    let usedRing: GuestAddress
+    public let descriptorTable: GuestAddress
+    public let availRing: GuestAddress
+    public let usedRing: GuestAddress
     let eventIndex: Bool
     /// The next available-ring slot the device will look at.
     public private(set) var nextAvail: UInt16 = 0

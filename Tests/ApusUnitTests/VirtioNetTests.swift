@@ -59,7 +59,7 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
     func rig(features: UInt64 = all) throws -> Rig {
         let backend = FakeNetBackend()
         let log = GuestEventLog(sink: { _ in })
-        let device = VirtioNet(backend: backend, mac: [0x52, 0x54, 0, 1, 2, 3], log: log.device("net"))
+        let device = try VirtioNet(backend: backend, mac: [0x52, 0x54, 0, 1, 2, 3], log: log.device("net"))
         let rx = DriverQueue(memory: memory, size: 16, base: 0)
         let tx = DriverQueue(memory: memory, size: 16, base: 0x10000)
         let ctrl = DriverQueue(memory: memory, size: 16, base: 0x20000)
@@ -242,8 +242,8 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
         #expect(try r.rx.usedElement(0) == (0, 110))
     }
 
-    @Test func configSpaceHoldsTheMACLinkAndMTU() {
-        let device = VirtioNet(backend: FakeNetBackend(), mac: [0x52, 0x54, 0, 0xAA, 0xBB, 0xCC])
+    @Test func configSpaceHoldsTheMACLinkAndMTU() throws {
+        let device = try VirtioNet(backend: FakeNetBackend(), mac: [0x52, 0x54, 0, 0xAA, 0xBB, 0xCC])
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
         defer { bytes.deallocate() }
         device.readConfig(offset: 0, into: bytes)

@@ -32,7 +32,7 @@ if [ "${1-}" = --list ]; then
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
-             net-tap-pci-mmio:$((2 * NET_LIMIT)); do
+             net-tap-pci-mmio:$((2 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -165,10 +165,11 @@ hvc0_input() {
     esac
 }
 
-# net_tap NAME ARGS...: the guest on a tap whose host end is 10.0.2.1 (the guest is 10.0.2.15):
-# pings both ways and 64 MiB over TCP each way (busybox nc), checked by sha256 on both sides.
+# net_tap NAME NET-OPTIONS ARGS...: the guest on a tap (--net tap=...,NET-OPTIONS) whose host end
+# is 10.0.2.1 (the guest is 10.0.2.15): pings both ways and 64 MiB over TCP each way (busybox
+# nc), checked by sha256 on both sides.
 net_tap() {
-    n=$1; shift
+    n=$1 options=${2:+,$2}; shift 2
     tap=apus-$n mib=64
     ip link del "$tap" 2>/dev/null
     if ! { ip tuntap add "$tap" mode tap 2>/dev/null || tunctl -t "$tap" >/dev/null 2>&1; }; then
@@ -183,7 +184,7 @@ net_tap() {
     listener=$!
     echo "e2e: booting '$n' ($(date +%T))" >&2
     timeout "$NET_LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
-        --memory 512M --net "tap=$tap" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha" \
+        --memory 512M --net "tap=$tap$options" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha" \
         </dev/null 2>"$WORK/$n.err" &
     pid=$!
     waited=0
@@ -191,12 +192,16 @@ net_tap() {
           [ $waited -ge "$NET_LIMIT" ]; do
         sleep 1; waited=$((waited + 1))
     done
-    out=$(ping -c 3 -W 5 10.0.2.15 2>&1)
-    case $out in *" 0% packet loss"*) ok=0 ;; *) ok=1 ;; esac
-    expect $n-host-pings-guest $ok "$(echo "$out" | tail -n 1)"
-    start=$(date +%s)
-    nc 10.0.2.15 5001 -e cat "$WORK/$n-to-guest"
-    expect $n-host-sends $? "$mib MiB to the guest in $(($(date +%s) - start)) s"
+    if grep -aq 'APUS-E2E: net.listening' "$WORK/$n.log"; then
+        out=$(ping -c 3 -W 5 10.0.2.15 2>&1)
+        case $out in *" 0% packet loss"*) ok=0 ;; *) ok=1 ;; esac
+        expect $n-host-pings-guest $ok "$(echo "$out" | tail -n 1)"
+        start=$(date +%s)
+        nc -w 10 10.0.2.15 5001 -e cat "$WORK/$n-to-guest"
+        expect $n-host-sends $? "$mib MiB to the guest in $(($(date +%s) - start)) s"
+    else
+        result $n-guest-listens FAIL "the guest never got to listen (apus ended or the limit passed)"
+    fi
     wait $pid
     status=$?
     echo "e2e: '$n' exited with status $status ($(date +%T))" >&2
@@ -326,9 +331,13 @@ console-input-ttyS0-hvc0)
     typed_input ttyS0-input --cmdline "$BASE"
     typed_input hvc0-input --console virtio --transport mmio --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
 net-tap-pci-mmio)
-    # virtio-net on a tap, over virtio-pci (MSI-X) and virtio-mmio.
-    net_tap pci --transport pci
-    net_tap mmio --transport mmio ;;
+    # virtio-net on a tap, the data path in apus: over virtio-pci (MSI-X) and virtio-mmio.
+    net_tap pci "" --transport pci
+    net_tap mmio "" --transport mmio ;;
+net-vhost-pci-mmio)
+    # The same with vhost-net: the kernel carries the receive and transmit queues.
+    net_tap pci-vhost vhost=on --transport pci
+    net_tap mmio-vhost vhost=on --transport mmio ;;
 ttyS0-input-repeat-*)
     # The ttyS0 input stall (an interrupt edge lost for good) came 1 boot in 2 on some kernels:
     # five boots per group, one and two vCPUs.

@@ -161,6 +161,64 @@ static inline int apus_interface_mtu(int sock, const char *name) {
     return ifr.ifr_mtu;
 }
 
+// vhost-net (<linux/vhost.h>): the kernel carries virtio-net's rings between guest memory and a
+// tap. Typed wrappers, since the request numbers are macros and the structures have unions or
+// flexible arrays. Each returns what ioctl(2) returns.
+#include <linux/vhost.h>
+static inline int apus_vhost_set_owner(int fd) { return ioctl(fd, VHOST_SET_OWNER); }
+static inline int apus_vhost_get_features(int fd, unsigned long long *features) {
+    __u64 f = 0; int r = ioctl(fd, VHOST_GET_FEATURES, &f); *features = f; return r;
+}
+static inline int apus_vhost_set_features(int fd, unsigned long long features) {
+    __u64 f = features; return ioctl(fd, VHOST_SET_FEATURES, &f);
+}
+#define APUS_VHOST_MAX_REGIONS 8
+// The guest's RAM as (guest-physical address, size, address in this process) triples.
+static inline int apus_vhost_set_mem_table(int fd, unsigned count, const unsigned long long *guest,
+                                           const unsigned long long *size, const unsigned long long *user) {
+    struct { struct vhost_memory header; struct vhost_memory_region regions[APUS_VHOST_MAX_REGIONS]; } table;
+    if (count > APUS_VHOST_MAX_REGIONS) { errno = E2BIG; return -1; }
+    memset(&table, 0, sizeof table);
+    table.header.nregions = count;
+    for (unsigned i = 0; i < count; i++) {
+        table.regions[i].guest_phys_addr = guest[i];
+        table.regions[i].memory_size = size[i];
+        table.regions[i].userspace_addr = user[i];
+    }
+    return ioctl(fd, VHOST_SET_MEM_TABLE, &table);
+}
+static inline int apus_vhost_set_vring_num(int fd, unsigned index, unsigned num) {
+    struct vhost_vring_state s = { .index = index, .num = num }; return ioctl(fd, VHOST_SET_VRING_NUM, &s);
+}
+static inline int apus_vhost_set_vring_base(int fd, unsigned index, unsigned base) {
+    struct vhost_vring_state s = { .index = index, .num = base }; return ioctl(fd, VHOST_SET_VRING_BASE, &s);
+}
+static inline int apus_vhost_set_vring_addr(int fd, unsigned index, unsigned long long desc,
+                                            unsigned long long avail, unsigned long long used) {
+    struct vhost_vring_addr a = { .index = index, .desc_user_addr = desc, .avail_user_addr = avail, .used_user_addr = used };
+    return ioctl(fd, VHOST_SET_VRING_ADDR, &a);
+}
+static inline int apus_vhost_set_vring_kick(int fd, unsigned index, int eventfd) {
+    struct vhost_vring_file f = { .index = index, .fd = eventfd }; return ioctl(fd, VHOST_SET_VRING_KICK, &f);
+}
+static inline int apus_vhost_set_vring_call(int fd, unsigned index, int eventfd) {
+    struct vhost_vring_file f = { .index = index, .fd = eventfd }; return ioctl(fd, VHOST_SET_VRING_CALL, &f);
+}
+// Attaches (tap fd) or detaches (-1) the backend of ring `index`; detaching waits for the
+// kernel to finish with the ring.
+static inline int apus_vhost_net_set_backend(int fd, unsigned index, int backend) {
+    struct vhost_vring_file f = { .index = index, .fd = backend }; return ioctl(fd, VHOST_NET_SET_BACKEND, &f);
+}
+// Request numbers, for the seccomp allow-list.
+static inline unsigned long apus_vhost_request_set_features(void) { return VHOST_SET_FEATURES; }
+static inline unsigned long apus_vhost_request_set_mem_table(void) { return VHOST_SET_MEM_TABLE; }
+static inline unsigned long apus_vhost_request_set_vring_num(void) { return VHOST_SET_VRING_NUM; }
+static inline unsigned long apus_vhost_request_set_vring_base(void) { return VHOST_SET_VRING_BASE; }
+static inline unsigned long apus_vhost_request_set_vring_addr(void) { return VHOST_SET_VRING_ADDR; }
+static inline unsigned long apus_vhost_request_set_vring_kick(void) { return VHOST_SET_VRING_KICK; }
+static inline unsigned long apus_vhost_request_set_vring_call(void) { return VHOST_SET_VRING_CALL; }
+static inline unsigned long apus_vhost_request_net_set_backend(void) { return VHOST_NET_SET_BACKEND; }
+
 // The signal Apus uses to kick a vCPU thread out of KVM_RUN (see LinuxSupport/ThreadKick).
 static inline int apus_kick_signal(void) { return SIGRTMIN + 1; }
 

@@ -6,13 +6,15 @@ import Virtio
 /// virtio-net (virtio 1.2 §5.1) over a host backend, normally a tap: queue 0 receives, queue 1
 /// transmits, queue 2 is the control queue.
 ///
-/// Everything runs on the device's own I/O thread — the queue doorbells and the tap's
-/// readiness alike — so the receive and transmit paths need no locks between them; the lock
-/// here only orders them against `activate` and `reset`, which come from a vCPU thread.
-public final class VirtioNet: VirtioDevice, VirtioHostIO {
+/// Two data paths. In Apus (the default), everything runs on the device's own I/O thread — the
+/// queue doorbells and the tap's readiness alike — so the receive and transmit paths need no
+/// locks between them; the lock here only orders them against `activate` and `reset`, which
+/// come from a vCPU thread. With vhost, the kernel serves queues 0 and 1 (`VhostDataPath`) and
+/// Apus only the control queue and the interrupts.
+public final class VirtioNet: VirtioDevice, VirtioHostIO, VirtioKernelQueues {
     public let deviceType = VirtioDeviceID.net
     public let name: String
-    public let offeredFeatures = VirtioNetFeature.offered
+    public let offeredFeatures: UInt64
     /// Receive, transmit, control.
     public let queueMaxSizes: [UInt16] = [256, 256, 64]
     static let rxQueue = 0, txQueue = 1, controlQueue = 2
@@ -44,8 +46,15 @@ public final class VirtioNet: VirtioDevice, VirtioHostIO {
     /// The virtio-net config layout: mac[6], status (le16), max_virtqueue_pairs (le16), mtu (le16).
     static let linkUp: UInt16 = 1
 
-    public init(name: String = "virtio-net0", backend: any NetBackend, mac: [UInt8], log: DeviceLog = .discard) {
+    private let vhost: VhostDataPath?
+
+    /// A virtio-net device on `backend`; with `vhost`, the kernel's vhost-net carries the
+    /// receive and transmit queues (`/dev/vhost-net` is opened here).
+    public init(name: String = "virtio-net0", backend: any NetBackend, mac: [UInt8], vhost: Bool = false,
+                log: DeviceLog = .discard) throws {
         precondition(mac.count == 6)
+        self.vhost = vhost ? try VhostDataPath() : nil
+        offeredFeatures = self.vhost?.offerable ?? VirtioNetFeature.offered
         self.name = name
         self.backend = backend
         self.mac = mac
@@ -62,16 +71,32 @@ public final class VirtioNet: VirtioDevice, VirtioHostIO {
     }
 
     public func attach(to watcher: any DescriptorWatcher) throws {
+        if let vhost {
+            // vhost reads the tap; Apus relays vhost's "used buffers" signals as interrupts.
+            for (q, call) in zip(VhostDataPath.queues, vhost.calls) {
+                try watcher.watchEdges(of: call.fd) { [self] _ in
+                    guard call.drain() > 0 else { return }
+                    state.withLock { $0.active }?.interrupt.signalUsedBuffers(queue: q)
+                }
+            }
+            return
+        }
         try watcher.watchEdges(of: backend.fd) { [self] ready in
             if ready.contains(.writable) { transmit() }
             if ready.contains(.readable) { receive() }
         }
     }
 
+    public var kernelQueues: [Int] { vhost == nil ? [] : VhostDataPath.queues }
+    public func attachDoorbells(_ fds: [Int: Int32]) { vhost?.attachDoorbells(fds) }
+
     public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
         let headerSize = VirtioNetHeader.size(features: features)
         try backend.setHeaderSize(headerSize)
         try backend.setGuestOffloads(features & VirtioNetFeature.guestOffloads)
+        if let vhost, let memory = queues.compactMap({ $0 }).first?.memory {
+            try vhost.start(features: features, queues: queues, memory: memory, tap: backend.fd)
+        }
         state.withLock { s in
             s.receiver.dropPending()
             s.transmitter.dropBlocked()
@@ -80,6 +105,8 @@ public final class VirtioNet: VirtioDevice, VirtioHostIO {
     }
 
     public func reset() {
+        // Before the state goes: after reset the device, kernel included, leaves guest memory alone.
+        vhost?.stop()
         state.withLock { s in
             s.active = nil
             s.receiver.dropPending()
