@@ -74,6 +74,7 @@ if Context.environment["APUS_FUZZ"] != nil {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("split-queue", ["GuestMemory", "Virtio"]),
         ("virtio-blk", ["GuestMemory", "Virtio", "Devices"]),
+        ("virtio-net", ["GuestMemory", "Virtio", "Devices", "LinuxSupport"]),
         ("virtio-mmio", ["GuestMemory", "Virtio", "Devices"]),
         ("virtio-pci", ["GuestMemory", "Virtio", "Devices", "PCI"]),
         ("pci-root", ["GuestMemory", "Virtio", "Devices", "PCI", "DeviceBus"]),

@@ -352,11 +352,50 @@ def size_parser():
         write("size-parser", "seed-%02d" % i, text.encode())
 
 
+# --- virtio-net: flags u8, size exponent u8, frame count u8, frame lengths u16, edit count u8,
+# edits, RAM (receive ring at 0, transmit at 0x1000, control at 0x2000).
+def virtio_net():
+    size = 8
+
+    def rings(base):
+        avail = base + 16 * size
+        return base, avail, (avail + 6 + 2 * size + 3) & ~3
+
+    def seed(name, flags, frames, rx, tx, ctrl):
+        """rx: receive buffer lengths; tx: frame payload lengths; ctrl: command byte strings."""
+        r = RAM()
+        header = bytes(12)
+        for i, _ in enumerate(tx):
+            r.put(0x9000 + 0x800 * i, "12s", header)
+        for i, c in enumerate(ctrl):
+            r.put(0x3000 + 0x40 * i, "%ds" % len(c), c)
+        rx_chains = [[(0x5000 + 0x600 * i, l, WRITE)] for i, l in enumerate(rx)]
+        tx_chains = [[(0x9000 + 0x800 * i, 12, 0), (0x9000 + 0x800 * i + 0x10, l, 0)] for i, l in enumerate(tx)]
+        ctrl_chains = [[(0x3000 + 0x40 * i, len(c), 0), (0x3800 + i, 1, WRITE)] for i, c in enumerate(ctrl)]
+        for base, chains in zip((0, 0x1000, 0x2000), (rx_chains, tx_chains, ctrl_chains)):
+            table, avail, used = rings(base)
+            r.put(used + 4 + 8 * size + 2, "B", 0)
+            for i, parts in enumerate(chains):
+                for j, (a, l, f) in enumerate(parts):
+                    r.desc(table, 2 * i + j, a, l, f | (NEXT if j + 1 < len(parts) else 0), 2 * i + j + 1)
+                r.put(avail + 4 + 2 * i, "H", 2 * i)
+            r.put(avail + 2, "H", len(chains))
+        data = struct.pack("<BBB", flags, 3, len(frames)) + b"".join(struct.pack("<H", f) for f in frames) + struct.pack("<B", 0)
+        write("virtio-net", name, data + r.b)
+
+    offloads = struct.pack("<BBQ", 5, 0, 1 << 1)
+    seed("mergeable", 1 | 2 | 4, [1514, 3000], [1536, 1536, 1536], [100, 1500], [offloads, bytes([0, 0, 1])])
+    seed("legacy-header", 0, [60, 1514], [2048, 2048], [60], [bytes([1, 0]) + struct.pack("<II", 0, 1) + bytes(6)])
+    seed("tiny-buffers", 1 | 4, [1514], [1, 1, 1], [0], [bytes([9, 9])])
+    seed("backend-full", 2 | 4 | 8, [], [], [200, 300, 400], [])
+
+
 if __name__ == "__main__":
-    for target in ("split-queue", "virtio-blk", "virtio-mmio", "virtio-pci", "pci-root", "bzimage", "size-parser"):
+    for target in ("split-queue", "virtio-blk", "virtio-net", "virtio-mmio", "virtio-pci", "pci-root", "bzimage", "size-parser"):
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
     split_queue()
     virtio_blk()
+    virtio_net()
     virtio_mmio()
     virtio_pci()
     pci_root()

@@ -18,8 +18,8 @@ APUS=${APUS:-./apus}
 WORK=${WORK:-/tmp/e2e-work}
 LIMIT=${APUS_E2E_TIMEOUT:-150}
 BASE="console=ttyS0 panic=-1 quiet loglevel=4"
-# A network boot moves 64 MiB each way: in the nested host (QEMU's TCG) that takes minutes.
-NET_LIMIT=$((3 * LIMIT))
+# A network boot moves 64 MiB each way (about 20 s in the nested host, QEMU's TCG, here).
+NET_LIMIT=$LIMIT
 
 # flavour DIR: "rt-amd64" for kernels built from linux-image-rt-amd64.
 flavour() { sed 's/^linux-image-//' "$1/kernel-package" 2>/dev/null || echo unknown; }
