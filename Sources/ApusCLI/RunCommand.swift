@@ -38,6 +38,7 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --initrd initrd.img --console virtio
           apus run --kernel vmlinuz --initrd initrd.img --net tap=apus0
           apus run --kernel vmlinuz --initrd initrd.img --net tap=apus0,mac=52:54:00:12:34:56
+          apus run --kernel vmlinuz --initrd initrd.img --cpus 2 --net tap=apus0,vhost=on,queues=2
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci --notify pio
           apus run --kernel vmlinuz --initrd initrd.img --rng --transport pci-transitional \
@@ -64,7 +65,7 @@ public struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A virtio-blk disk: a raw image file; repeatable. Writable disks are locked exclusively.", valueName: "path=IMG[,readonly=on]"))
     public var disk: [DiskSpec] = []
 
-    @Option(name: .long, help: ArgumentHelp("A virtio-net interface on a Linux tap (created if missing, which needs CAP_NET_ADMIN); repeatable. MAC: random 52:54:00:xx:xx:xx unless given.", valueName: "tap=NAME[,mac=MAC]"), transform: NetOption.parse)
+    @Option(name: .long, help: ArgumentHelp("A virtio-net interface on a Linux tap (created if missing, which needs CAP_NET_ADMIN); repeatable. MAC: random 52:54:00:xx:xx:xx unless given.", valueName: "tap=NAME[,mac=MAC][,vhost=on][,queues=N]"), transform: NetOption.parse)
     public var net: [NetSpec] = []
 
     @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")

@@ -12,6 +12,8 @@ public final class TapDevice: Sendable {
     public let name: String
     /// The descriptor frames are read from and written to.
     public var fd: Int32 { descriptor.raw }
+    /// Opened with `IFF_MULTI_QUEUE`: one of several queues of the same interface.
+    public let isMultiQueue: Bool
     private let descriptor: SendableFD
 
     /// Longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -47,6 +49,7 @@ public final class TapDevice: Sendable {
             throw SystemError("attach tap \(name)\(hint)", errno: e)
         }
         self.name = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        isMultiQueue = multiQueue
         descriptor = owned
     }
 
@@ -61,6 +64,13 @@ public final class TapDevice: Sendable {
     /// are checksummed and segmented in software for whatever is not listed.
     public func setOffloads(_ flags: UInt32) throws(SystemError) {
         if apus_ioctl_int(fd, apus_tunsetoffload(), UInt(flags)) != 0 { throw .current("TUNSETOFFLOAD \(name)") }
+    }
+
+    /// On a multi-queue tap: whether this queue takes frames. The kernel spreads incoming
+    /// flows over the attached queues only, so a queue whose virtqueue pair the driver has not
+    /// enabled must be detached, or its frames would wait where nobody reads.
+    public func setQueueAttached(_ attached: Bool) throws(SystemError) {
+        if apus_tun_set_queue(fd, attached ? 1 : 0) != 0 { throw .current("TUNSETQUEUE \(name)") }
     }
 
     /// The interface's MTU, or nil when it cannot be read.

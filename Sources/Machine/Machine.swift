@@ -140,14 +140,23 @@ public final class Machine: @unchecked Sendable {
         return event
     }
 
-    /// A new I/O thread for one device (started with the machine), watching the device's own
-    /// host descriptors if it has any (`VirtioHostIO`: a tap).
-    func makeDeviceLoop(for device: any VirtioDevice) throws -> IOEventLoop {
-        // Thread names are at most 15 bytes.
-        let loop = try IOEventLoop(name: String("io-\(device.name)".prefix(15)))
-        deviceLoops.append(loop)
-        if let hostIO = device as? any VirtioHostIO { try hostIO.attach(to: loop) }
-        return loop
+    /// A device's I/O threads (started with the machine): one, or one per queue group the
+    /// device asks for (`VirtioHostIO`, which also gets to watch its host descriptors — a tap —
+    /// on them).
+    func makeDeviceThreads(for device: any VirtioDevice) throws -> DeviceThreads {
+        let hostIO = device as? any VirtioHostIO
+        let groups = hostIO?.queueGroups ?? []
+        var loops: [IOEventLoop] = []
+        for g in 0..<max(groups.count, 1) {
+            // Thread names are at most 15 bytes.
+            let name = g == 0 ? "io-\(device.name)" : "io-\(device.name.prefix(8))-q\(g)"
+            loops.append(try IOEventLoop(name: String(name.prefix(15))))
+        }
+        deviceLoops += loops
+        try hostIO?.attach(to: loops)
+        var groupOf: [Int: Int] = [:]
+        for (g, queues) in groups.enumerated() { for q in queues { groupOf[q] = g } }
+        return DeviceThreads(loops: loops, groupOf: groupOf)
     }
 
     /// Hands a vhost device the doorbells of the queues the kernel serves (which no I/O thread
@@ -221,4 +230,14 @@ public final class Machine: @unchecked Sendable {
         statistics = total
         return control.stopReason ?? .vmmError("the vCPUs stopped without a reason")
     }
+}
+
+/// The I/O threads of one device and which of them serves each queue.
+struct DeviceThreads {
+    let loops: [IOEventLoop]
+    let groupOf: [Int: Int]
+    /// The thread that waits on queue `q`'s doorbell.
+    func loop(forQueue q: Int) -> IOEventLoop { loops[groupOf[q] ?? 0] }
+    /// The device's first thread (interrupt resampling and the like).
+    var first: IOEventLoop { loops[0] }
 }

@@ -58,9 +58,10 @@ extension Machine {
                 try addVirtio(device)
                 virtioConsole = device
             case let .net(net):
-                let tap = try TapDevice(name: net.tap)
+                // One tap queue per queue pair (IFF_MULTI_QUEUE when there are several).
+                let taps = try (0..<net.queues).map { _ in try TapDevice(name: net.tap, multiQueue: net.queues > 1) }
                 let name = "virtio-net\(nics)"
-                try addVirtio(VirtioNet(name: name, backend: tap, mac: net.mac ?? randomMAC(), vhost: net.vhost, log: events.device(name)))
+                try addVirtio(VirtioNet(name: name, backends: taps, mac: net.mac ?? randomMAC(), vhost: net.vhost, log: events.device(name)))
                 nics += 1
             }
         }

@@ -53,7 +53,7 @@ public struct MachineConfig: Sendable {
         var taps = Set<String>()
         for case let .net(net) in devices {
             guard taps.insert(net.tap).inserted else { throw MachineError("--net: tap \(net.tap) is used twice") }
-            if net.queues != 1 { throw MachineError("--net queues=\(net.queues): multiqueue is not supported yet (queues=1)") }
+            if !(1...16).contains(net.queues) { throw MachineError("--net queues=\(net.queues): 1 to 16 queue pairs") }
         }
     }
 

@@ -88,7 +88,7 @@ public enum SyscallAllowList {
         // DRIVER_OK and reset of a virtio-net device: the tap's header size and offloads, and with
         // vhost the kernel's rings (features, memory table, ring layout, eventfds, the tap as
         // backend; a reset detaches it). Request numbers of the tun and vhost families only.
-        for request in [apus_tunsetvnethdrsz(), apus_tunsetoffload(), apus_vhost_request_set_features(),
+        for request in [apus_tunsetvnethdrsz(), apus_tunsetoffload(), apus_tunsetqueue(), apus_vhost_request_set_features(),
                         apus_vhost_request_set_mem_table(), apus_vhost_request_set_vring_num(),
                         apus_vhost_request_set_vring_base(), apus_vhost_request_set_vring_addr(),
                         apus_vhost_request_set_vring_kick(), apus_vhost_request_set_vring_call(),
@@ -107,9 +107,10 @@ public enum SyscallAllowList {
         // virtio-blk: data (one preadv/pwritev per request), FLUSH, DISCARD and WRITE_ZEROES.
         f.allow(["preadv", "pwritev", "fdatasync", "fallocate"])
         // virtio-net: frames to the tap (writev from guest memory; they come back with read,
-        // above), and the guest offloads the driver switches through its control queue.
+        // above); the guest offloads and the queue pairs the driver switches through its
+        // control queue.
         f.allow("writev")
-        f.allow("ioctl", .equals(1, UInt32(apus_tunsetoffload())))
+        for request in [apus_tunsetoffload(), apus_tunsetqueue()] { f.allow("ioctl", .equals(1, UInt32(request))) }
         // Typed input raises the UART's interrupt line; the test board injects an MSI directly.
         for request in [APUS_KVM_IRQ_LINE(), APUS_KVM_SIGNAL_MSI()] {
             f.allow("ioctl", .equals(0, vm), .equals(1, UInt32(request)))

@@ -25,7 +25,7 @@ extension Machine {
         guard slot < S.count else { throw MachineError("at most \(S.count) virtio-mmio devices fit on this board") }
         let base = S.base + UInt64(slot) * S.slotSize
         let gsi = try interrupts.allocatePin(exclusive: true)
-        let loop = try makeDeviceLoop(for: device)
+        let threads = try makeDeviceThreads(for: device)
 
         let irq = try interrupts.irqfd(gsi: gsi)
         keep(irq)
@@ -34,7 +34,7 @@ extension Machine {
         for q in device.queueMaxSizes.indices {
             let event = try EventFD()
             try vm.registerIOEvent(event, at: .mmio(address: base + VirtioMMIO.Register.queueNotify.rawValue, length: 4), match: .value(UInt64(q)))
-            if !kernelQueues.contains(q) { try loop.add(event) { _ in device.processQueue(q) } }
+            if !kernelQueues.contains(q) { try threads.loop(forQueue: q).add(event) { _ in device.processQueue(q) } }
             keep(event)
             queueEvents.append(event)
         }

@@ -38,14 +38,14 @@ extension Machine {
     @discardableResult
     public func addVirtioPCI(_ device: any VirtioDevice, options: VirtioPCI.Options) throws -> VirtioPCIPlacement {
         let root = try installPCIRoot()
-        let loop = try makeDeviceLoop(for: device)
+        let threads = try makeDeviceThreads(for: device)
         let log = config.log
 
         var queueEvents: [EventFD] = []
         let kernelQueues = (device as? any VirtioKernelQueues)?.kernelQueues ?? []
         for q in device.queueMaxSizes.indices {
             let event = try EventFD()
-            if !kernelQueues.contains(q) { try loop.add(event) { _ in device.processQueue(q) } }
+            if !kernelQueues.contains(q) { try threads.loop(forQueue: q).add(event) { _ in device.processQueue(q) } }
             queueEvents.append(event)
         }
         let events = queueEvents
@@ -63,7 +63,7 @@ extension Machine {
         pciAllocator = allocator
         transport.setInterruptLine(UInt8(pin))
         // After the guest's EOI of a level interrupt, assert again while the ISR still has bits.
-        try loop.add(resample) { _ in if transport.intxPending { wiring.assertINTx() } }
+        try threads.first.add(resample) { _ in if transport.intxPending { wiring.assertINTx() } }
         let address = try root.plug(transport)
         keep(doorbells)
         keep(wiring)

@@ -17,10 +17,14 @@ public protocol DescriptorWatcher: Sendable {
     func watchEdges(of fd: Int32, _ handler: @escaping @Sendable (DescriptorReadiness) -> Void) throws
 }
 
-/// A virtio device that has host descriptors to wait on besides its queues (virtio-net's tap).
-/// The machine calls `attach` once, when it gives the device its I/O thread.
+/// A virtio device that has host descriptors to wait on besides its queues (virtio-net's tap),
+/// or more than one I/O thread (virtio-net's queue pairs).
 public protocol VirtioHostIO: VirtioDevice {
-    func attach(to watcher: any DescriptorWatcher) throws
+    /// Queue indexes per I/O thread: the machine starts one thread per group, which waits on
+    /// that group's doorbells. Queues in no group go to the first.
+    var queueGroups: [[Int]] { get }
+    /// Called once, when the machine gives the device its threads: `watchers[i]` is group i's.
+    func attach(to watchers: [any DescriptorWatcher]) throws
 }
 
 /// A device some of whose queues the host kernel serves (virtio-net with vhost): the machine

@@ -35,6 +35,8 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
     }
     func setHeaderSize(_ bytes: Int) throws(SystemError) { headerSize = bytes }
     func setGuestOffloads(_ features: UInt64) throws(SystemError) { offloads = features }
+    var enabled: Bool?
+    func setEnabled(_ on: Bool) throws(SystemError) { enabled = on }
 }
 
 @Suite struct VirtioNetTests {
@@ -259,6 +261,56 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
         try postReceive(&r.rx, index: 0, address: 0x100000, length: 1536)
         r.device.processQueue(0)
         #expect(try r.rx.usedIdx() == 0)
+    }
+}
+
+@Suite struct VirtioNetMultiqueueTests {
+    let memory = try! GuestMemory(ranges: [(GuestAddress(0), 0x40_0000)])
+
+    /// Two pairs: rx0, tx0, rx1, tx1 and the control queue at 4 (MQ) or 2 (no MQ).
+    func rig(mq: Bool) throws -> (VirtioNet, [FakeNetBackend], [DriverQueue]) {
+        let backends = [FakeNetBackend(), FakeNetBackend()]
+        let device = try VirtioNet(backends: backends, mac: [0x52, 0x54, 0, 1, 2, 3])
+        #expect(device.queueMaxSizes.count == 5)
+        #expect(device.offeredFeatures & VirtioNetFeature.mq != 0)
+        #expect(device.queueGroups == [[0, 1], [2, 3]])
+        let driver = (0..<5).map { DriverQueue(memory: memory, size: 16, base: UInt64($0) * 0x10000) }
+        var features = VirtioNetFeature.offered
+        if mq { features |= VirtioNetFeature.mq }
+        let queues = mq ? driver.map { try? $0.deviceQueue() } : [try driver[0].deviceQueue(), try driver[1].deviceQueue(), try driver[2].deviceQueue()]
+        try device.activate(features: features, queues: queues, interrupt: RecordingInterrupt())
+        return (device, backends, driver)
+    }
+
+    func sendControl(_ device: VirtioNet, _ q: inout DriverQueue, index: Int, _ command: [UInt8]) throws -> UInt8 {
+        try memory.write(command, to: GuestAddress(0x300000))
+        try q.setDescriptor(0, addr: 0x300000, len: UInt32(command.count), flags: 1, next: 1)
+        try q.setDescriptor(1, addr: 0x301000, len: 1, flags: 2)
+        try q.makeAvailable(0)
+        device.processQueue(index)
+        return try memory.load(UInt8.self, at: GuestAddress(0x301000))
+    }
+
+    @Test func pairOneReceivesOnlyOnceTheDriverEnablesIt() throws {
+        var (device, backends, driver) = try rig(mq: true)
+        #expect(backends.map(\.enabled) == [true, false])
+        backends[1].incoming = [VirtioNetTests.frame(100)]
+        try driver[2].setDescriptor(0, addr: 0x100000, len: 2048, flags: 2)
+        try driver[2].makeAvailable(0)
+        device.processQueue(2)
+        #expect(try driver[2].usedIdx() == 0)
+        // VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 2, on the control queue at 4.
+        #expect(try sendControl(device, &driver[4], index: 4, [4, 0, 2, 0]) == 0)
+        #expect(backends.map(\.enabled) == [true, true])
+        #expect(try driver[2].usedIdx() == 1)
+        #expect(try sendControl(device, &driver[4], index: 4, [4, 0, 3, 0]) == 1)   // more pairs than there are
+    }
+
+    @Test func withoutMQTheControlQueueIsQueueTwo() throws {
+        var (device, backends, driver) = try rig(mq: false)
+        let offloads = [UInt8](littleEndian: VirtioNetFeature.guestCsum)
+        #expect(try sendControl(device, &driver[2], index: 2, [5, 0] + offloads) == 0)
+        #expect(backends[0].offloads == VirtioNetFeature.guestCsum)
     }
 }
 

@@ -32,7 +32,8 @@ if [ "${1-}" = --list ]; then
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
-             net-tap-pci-mmio:$((2 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)); do
+             net-tap-pci-mmio:$((2 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)) \
+             net-multiqueue-smp:$((2 * NET_LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -183,8 +184,9 @@ net_tap() {
     nc -l -p 5000 -e sh -c "cat > $WORK/$n-from-guest" &
     listener=$!
     echo "e2e: booting '$n' ($(date +%T))" >&2
+    case $options in *queues=*) q=${options##*queues=}; words="apus.expect.queues=${q%%,*}" ;; *) words= ;; esac
     timeout "$NET_LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
-        --memory 512M --net "tap=$tap$options" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha" \
+        --memory 512M --net "tap=$tap$options" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha $words" \
         </dev/null 2>"$WORK/$n.err" &
     pid=$!
     waited=0
@@ -207,7 +209,7 @@ net_tap() {
     echo "e2e: '$n' exited with status $status ($(date +%T))" >&2
     crashed "$n" $status
     expect $n-boot-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status"
-    for c in found features ping-host host-to-guest guest-to-host-sent; do
+    for c in found features ping-host host-to-guest guest-to-host-sent ${words:+queues}; do
         guest_check $n-$c "$WORK/$n.log" net.$c
     done
     sleep 1
@@ -338,6 +340,10 @@ net-vhost-pci-mmio)
     # The same with vhost-net: the kernel carries the receive and transmit queues.
     net_tap pci-vhost vhost=on --transport pci
     net_tap mmio-vhost vhost=on --transport mmio ;;
+net-multiqueue-smp)
+    # Two queue pairs on two CPUs (a multi-queue tap, a thread or a vhost worker per pair).
+    net_tap mq2 queues=2 --transport pci --cpus 2
+    net_tap mq2-vhost queues=2,vhost=on --transport pci --cpus 2 ;;
 ttyS0-input-repeat-*)
     # The ttyS0 input stall (an interrupt edge lost for good) came 1 boot in 2 on some kernels:
     # five boots per group, one and two vCPUs.

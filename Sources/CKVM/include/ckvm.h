@@ -152,6 +152,14 @@ static inline int apus_tun_set_iff(int fd, char *name, short flags) {
     if (r == 0) memcpy(name, ifr.ifr_name, IFNAMSIZ);
     return r;
 }
+// TUNSETQUEUE: on a multi-queue tap, let this queue take frames (attach) or not (detach).
+static inline int apus_tun_set_queue(int fd, int attach) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    return ioctl(fd, TUNSETQUEUE, &ifr);
+}
+static inline unsigned long apus_tunsetqueue(void) { return TUNSETQUEUE; }
 // The MTU of interface `name` (SIOCGIFMTU through any socket `sock`), or -1.
 static inline int apus_interface_mtu(int sock, const char *name) {
     struct ifreq ifr;

@@ -17,6 +17,13 @@ public protocol NetBackend: AnyObject, Sendable {
     func setGuestOffloads(_ features: UInt64) throws(SystemError)
     /// The MTU to advertise, when the backend knows one.
     var mtu: Int? { get }
+    /// Whether this backend queue takes frames (a multi-queue tap's queue of a pair the driver
+    /// has not enabled does not).
+    func setEnabled(_ enabled: Bool) throws(SystemError)
+}
+
+extension NetBackend {
+    public func setEnabled(_ enabled: Bool) throws(SystemError) {}
 }
 
 extension TapDevice: NetBackend {
@@ -46,4 +53,8 @@ extension TapDevice: NetBackend {
     }
 
     public var mtu: Int? { interfaceMTU() }
+
+    public func setEnabled(_ enabled: Bool) throws(SystemError) {
+        if isMultiQueue { try setQueueAttached(enabled) }
+    }
 }

@@ -6,12 +6,18 @@ import Virtio
 /// virtio-net's control queue (virtio 1.2 §5.1.6.5): each chain is `{u8 class; u8 command;
 /// data}` readable, then one writable `ack` byte (0 OK, 1 ERR).
 ///
-/// Supported: the RX mode switches and MAC filter tables (VIRTIO_NET_F_CTRL_RX), recorded and
+/// Supported: the number of queue pairs in use (VIRTIO_NET_F_MQ), the RX mode switches and MAC filter tables (VIRTIO_NET_F_CTRL_RX), recorded and
 /// acknowledged — a tap is a point-to-point link, so every frame the host sends is the guest's
 /// and there is nothing to filter — and the guest offloads (VIRTIO_NET_F_CTRL_GUEST_OFFLOADS),
 /// which change what the tap may hand the guest.
 struct NetControlQueue {
-    enum Class: UInt8 { case rx = 0, mac = 1, guestOffloads = 5 }
+    enum Class: UInt8 { case rx = 0, mac = 1, mq = 4, guestOffloads = 5 }
+
+    /// What commands change outside the control queue; each says whether it worked.
+    struct Effects {
+        var setOffloads: (UInt64) -> Bool
+        var enablePairs: (Int) -> Bool = { _ in false }
+    }
     static let ok: UInt8 = 0, error: UInt8 = 1
     /// A command is a few bytes; a MAC table of every unicast and multicast address an
     /// interface could hold stays far below this.
@@ -21,11 +27,12 @@ struct NetControlQueue {
     private(set) var promiscuous = false
     private(set) var allMulticast = false
     private(set) var macTableEntries = 0
+    private(set) var enabledPairs = 1
 
     /// Serves one command chain; returns the bytes written (the ack byte, or 0 when the chain
     /// has nowhere to put it).
-    mutating func serve(_ chain: inout DescriptorChain, memory: GuestMemory, negotiated: UInt64,
-                        setOffloads: (UInt64) -> Bool, log: DeviceLog) -> UInt32 {
+    mutating func serve(_ chain: inout DescriptorChain, memory: GuestMemory, negotiated: UInt64, pairs: Int = 1,
+                        effects: Effects, log: DeviceLog) -> UInt32 {
         var command: [UInt8] = []
         var ack: Descriptor?
         var tooLong = false
@@ -43,13 +50,13 @@ struct NetControlQueue {
             log.report("control command without an ack buffer", "chain \(chain.head) ignored")
             return 0
         }
-        let status = tooLong ? Self.error : execute(command, negotiated: negotiated, setOffloads: setOffloads, log: log)
+        let status = tooLong ? Self.error : execute(command, negotiated: negotiated, pairs: pairs, effects: effects, log: log)
         guard (try? memory.store(status, at: ack.address)) != nil else { return 0 }
         return 1
     }
 
     /// Runs one command; its ack.
-    mutating func execute(_ bytes: [UInt8], negotiated: UInt64, setOffloads: (UInt64) -> Bool, log: DeviceLog) -> UInt8 {
+    mutating func execute(_ bytes: [UInt8], negotiated: UInt64, pairs: Int = 1, effects: Effects, log: DeviceLog) -> UInt8 {
         guard bytes.count >= 2 else { return Self.error }
         let data = bytes[2...]
         switch (Class(rawValue: bytes[0]), bytes[1]) {
@@ -68,7 +75,14 @@ struct NetControlQueue {
             let offloads = Array(data).loadLittleEndian(UInt64.self, at: 0)!
             // Only offloads the driver negotiated may be turned on (§5.1.6.5.6.2).
             guard offloads & ~(negotiated & VirtioNetFeature.guestOffloads) == 0 else { return Self.error }
-            return setOffloads(offloads) ? Self.ok : Self.error
+            return effects.setOffloads(offloads) ? Self.ok : Self.error
+        case (.mq, 0) where negotiated & VirtioNetFeature.mq != 0:
+            // VQ_PAIRS_SET: le16, 1 to max_virtqueue_pairs (§5.1.6.5.5).
+            guard data.count == 2, let n = Array(data).loadLittleEndian(UInt16.self, at: 0), n >= 1, Int(n) <= pairs else {
+                return Self.error
+            }
+            enabledPairs = Int(n)
+            return effects.enablePairs(Int(n)) ? Self.ok : Self.error
         default:
             log.report("unsupported control command", "class \(bytes[0]) command \(bytes[1])")
             return Self.error

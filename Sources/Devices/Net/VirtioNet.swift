@@ -3,179 +3,167 @@ import Diagnostics
 import Synchronization
 import Virtio
 
-/// virtio-net (virtio 1.2 §5.1) over a host backend, normally a tap: queue 0 receives, queue 1
-/// transmits, queue 2 is the control queue.
+/// virtio-net (virtio 1.2 §5.1) over a host backend, normally a tap: `pairs` receive/transmit
+/// queue pairs (queues 2i and 2i + 1), then the control queue — at 2 × pairs when the driver
+/// negotiated VIRTIO_NET_F_MQ, at 2 when it did not (and then uses pair 0 alone).
 ///
-/// Two data paths. In Apus (the default), everything runs on the device's own I/O thread — the
-/// queue doorbells and the tap's readiness alike — so the receive and transmit paths need no
-/// locks between them; the lock here only orders them against `activate` and `reset`, which
-/// come from a vCPU thread. With vhost, the kernel serves queues 0 and 1 (`VhostDataPath`) and
-/// Apus only the control queue and the interrupts.
+/// Each pair has its tap queue and its own I/O thread (`NetQueuePair`), or with vhost its own
+/// vhost-net device whose kernel worker moves the frames; the control queue runs on pair 0's
+/// thread. Apus keeps the control plane either way.
 public final class VirtioNet: VirtioDevice, VirtioHostIO, VirtioKernelQueues {
     public let deviceType = VirtioDeviceID.net
     public let name: String
     public let offeredFeatures: UInt64
-    /// Receive, transmit, control.
-    public let queueMaxSizes: [UInt16] = [256, 256, 64]
-    static let rxQueue = 0, txQueue = 1, controlQueue = 2
-    /// Frames per queue per wake-up, so that a flood on one direction cannot starve the other
-    /// (or a reset waiting for the lock).
-    static let budget = 256
+    /// Each pair's receive and transmit queue, then the control queue.
+    public let queueMaxSizes: [UInt16]
 
     /// The device's MAC address.
     public let mac: [UInt8]
-    private let backend: any NetBackend
+    private let pairs: [NetQueuePair]
     private let log: DeviceLog
     private let config: [UInt8]
-
-    private struct Active: @unchecked Sendable {
-        let queues: [SplitQueue?]
-        let interrupt: any VirtioInterrupt
-        let features: UInt64
-        let headerSize: Int
-        var control = NetControlQueue()
+    /// The driver's control state (taken on the control queue's thread, and by activate/reset).
+    private struct Control: @unchecked Sendable {
+        var queue: SplitQueue?
+        var interrupt: (any VirtioInterrupt)?
+        var features: UInt64 = 0
+        var commands = NetControlQueue()
+        /// Where the control queue is for the negotiated features.
+        var index = 2
     }
-    /// The live driver state, and the paths' host-side state, behind one lock.
-    private struct State: @unchecked Sendable {
-        var active: Active?
-        let receiver = NetReceiver()
-        let transmitter = NetTransmitter()
-    }
-    private let state = Mutex(State())
+    private let control = Mutex(Control())
 
-    /// The virtio-net config layout: mac[6], status (le16), max_virtqueue_pairs (le16), mtu (le16).
     static let linkUp: UInt16 = 1
+    static let queueSize: UInt16 = 256, controlQueueSize: UInt16 = 64
 
-    private let vhost: VhostDataPath?
-
-    /// A virtio-net device on `backend`; with `vhost`, the kernel's vhost-net carries the
-    /// receive and transmit queues (`/dev/vhost-net` is opened here).
-    public init(name: String = "virtio-net0", backend: any NetBackend, mac: [UInt8], vhost: Bool = false,
+    /// A virtio-net device on `backends`, one per queue pair (a multi-queue tap's queues); with
+    /// `vhost`, each pair's queues are carried by its own vhost-net device (`/dev/vhost-net` is
+    /// opened here, once per pair).
+    public init(name: String = "virtio-net0", backends: [any NetBackend], mac: [UInt8], vhost: Bool = false,
                 log: DeviceLog = .discard) throws {
-        precondition(mac.count == 6)
-        self.vhost = vhost ? try VhostDataPath() : nil
-        offeredFeatures = self.vhost?.offerable ?? VirtioNetFeature.offered
+        precondition(mac.count == 6 && !backends.isEmpty)
         self.name = name
-        self.backend = backend
         self.mac = mac
         self.log = log
-        var config = mac
-        config += [UInt8](littleEndian: Self.linkUp)
-        config += [UInt8](littleEndian: UInt16(1))
-        config += [UInt8](littleEndian: UInt16(clamping: backend.mtu ?? 1500))
-        self.config = config
+        pairs = try backends.enumerated().map { try NetQueuePair(index: $0.offset, backend: $0.element, vhost: vhost, log: log) }
+        var features = pairs[0].vhost?.offerable ?? VirtioNetFeature.offered
+        if backends.count > 1 { features |= VirtioNetFeature.mq }
+        offeredFeatures = features
+        queueMaxSizes = [UInt16](repeating: Self.queueSize, count: 2 * backends.count) + [Self.controlQueueSize]
+        // Config: mac[6], status, max_virtqueue_pairs, mtu (le16 each).
+        config = mac + [UInt8](littleEndian: Self.linkUp) + [UInt8](littleEndian: UInt16(backends.count))
+            + [UInt8](littleEndian: UInt16(clamping: backends[0].mtu ?? 1500))
+    }
+
+    /// A single-queue device on `backend`.
+    public convenience init(name: String = "virtio-net0", backend: any NetBackend, mac: [UInt8], vhost: Bool = false,
+                            log: DeviceLog = .discard) throws {
+        try self.init(name: name, backends: [backend], mac: mac, vhost: vhost, log: log)
     }
 
     public func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) {
         readConfigBytes(config, offset: offset, into: buffer)
     }
 
-    public func attach(to watcher: any DescriptorWatcher) throws {
-        if let vhost {
-            // vhost reads the tap; Apus relays vhost's "used buffers" signals as interrupts.
-            for (q, call) in zip(VhostDataPath.queues, vhost.calls) {
-                try watcher.watchEdges(of: call.fd) { [self] _ in
-                    guard call.drain() > 0 else { return }
-                    state.withLock { $0.active }?.interrupt.signalUsedBuffers(queue: q)
+    // MARK: Threads and host descriptors
+
+    /// One I/O thread per pair; the control queue goes with pair 0.
+    public var queueGroups: [[Int]] { pairs.indices.map { [2 * $0, 2 * $0 + 1] } }
+
+    public func attach(to watchers: [any DescriptorWatcher]) throws {
+        for (pair, watcher) in zip(pairs, watchers) {
+            if let vhost = pair.vhost {
+                // vhost reads the tap; Apus relays vhost's "used buffers" signals as interrupts.
+                for (ring, call) in zip(VhostDataPath.rings, vhost.calls) {
+                    try watcher.watchEdges(of: call.fd) { _ in
+                        guard call.drain() > 0 else { return }
+                        pair.relayCall(queue: 2 * pair.index + ring)
+                    }
+                }
+            } else {
+                try watcher.watchEdges(of: pair.backend.fd) { ready in
+                    if ready.contains(.writable) { pair.transmit() }
+                    if ready.contains(.readable) { pair.receive() }
                 }
             }
-            return
-        }
-        try watcher.watchEdges(of: backend.fd) { [self] ready in
-            if ready.contains(.writable) { transmit() }
-            if ready.contains(.readable) { receive() }
         }
     }
 
-    public var kernelQueues: [Int] { vhost == nil ? [] : VhostDataPath.queues }
-    public func attachDoorbells(_ fds: [Int: Int32]) { vhost?.attachDoorbells(fds) }
+    public var kernelQueues: [Int] { pairs[0].vhost == nil ? [] : Array(0..<2 * pairs.count) }
+    public func attachDoorbells(_ fds: [Int: Int32]) {
+        for pair in pairs { pair.vhost?.attachDoorbells([0: fds[2 * pair.index], 1: fds[2 * pair.index + 1]].compactMapValues { $0 }) }
+    }
+
+    // MARK: Lifecycle
 
     public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
-        let headerSize = VirtioNetHeader.size(features: features)
-        try backend.setHeaderSize(headerSize)
-        try backend.setGuestOffloads(features & VirtioNetFeature.guestOffloads)
-        if let vhost, let memory = queues.compactMap({ $0 }).first?.memory {
-            try vhost.start(features: features, queues: queues, memory: memory, tap: backend.fd)
+        let multiqueue = features & VirtioNetFeature.mq != 0
+        // Without MQ the driver has one pair and the control queue at 2 (virtio 1.2 §5.1.2).
+        let activePairs = multiqueue ? pairs.count : 1
+        let controlIndex = 2 * activePairs
+        if !multiqueue && pairs.count > 1 && pairs[0].vhost != nil {
+            // Queue 2 would be the control queue, but its doorbell belongs to vhost (pair 1).
+            log.report("vhost multiqueue without MQ", "the driver did not negotiate VIRTIO_NET_F_MQ; the device needs a reset")
+            throw VirtioNetError.multiqueueNotNegotiated
         }
-        state.withLock { s in
-            s.receiver.dropPending()
-            s.transmitter.dropBlocked()
-            s.active = Active(queues: queues, interrupt: interrupt, features: features, headerSize: headerSize)
+        for pair in pairs {
+            let live = pair.index < activePairs
+            let rx = live ? queues[2 * pair.index] : nil, tx = live ? queues[2 * pair.index + 1] : nil
+            // Pair 0 only, until the driver enables more (§5.1.6.5.5).
+            try pair.activate(rx: rx, tx: tx, rxIndex: 2 * pair.index, txIndex: 2 * pair.index + 1,
+                              features: features, interrupt: interrupt, enabled: pair.index == 0)
+        }
+        control.withLock { c in
+            c = Control(queue: queues.count > controlIndex ? queues[controlIndex] : nil, interrupt: interrupt,
+                        features: features, index: controlIndex)
         }
     }
 
     public func reset() {
-        // Before the state goes: after reset the device, kernel included, leaves guest memory alone.
-        vhost?.stop()
-        state.withLock { s in
-            s.active = nil
-            s.receiver.dropPending()
-            s.transmitter.dropBlocked()
-        }
+        // Each pair's kernel worker first: after a reset nothing touches guest memory.
+        for pair in pairs { pair.reset() }
+        control.withLock { $0 = Control() }
     }
 
     public func processQueue(_ index: Int) {
-        switch index {
-        case Self.rxQueue: receive()
-        case Self.txQueue: transmit()
-        case Self.controlQueue: serveControl()
-        default: break
-        }
-    }
-
-    /// Frames from the backend into the receive queue (the tap became readable, or the driver
-    /// posted receive buffers).
-    private func receive() {
-        state.withLock { s in
-            guard let a = s.active, let queue = a.queues[Self.rxQueue], !queue.isBroken else { return }
-            do {
-                let mergeable = a.features & VirtioNetFeature.mrgRxbuf != 0
-                let (used, outcome) = try s.receiver.run(queue: queue, backend: backend, headerSize: a.headerSize,
-                                                         mergeable: mergeable, budget: Self.budget, log: log)
-                if used > 0 && queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: Self.rxQueue) }
-                // The tap reports readiness on edges only: come back for what is left.
-                if outcome == .budgetSpent { a.interrupt.serveAgain(queue: Self.rxQueue) }
-            } catch {
-                broken(queue, error, a.interrupt)
-            }
-        }
-    }
-
-    /// Frames from the transmit queue to the backend (the driver notified, or the backend
-    /// became writable again).
-    private func transmit() {
-        state.withLock { s in
-            guard let a = s.active, let queue = a.queues[Self.txQueue], !queue.isBroken else { return }
-            do {
-                let (used, budgetSpent) = try s.transmitter.run(queue: queue, backend: backend, headerSize: a.headerSize,
-                                                                budget: Self.budget, log: log)
-                if used > 0 && queue.needsInterrupt() { a.interrupt.signalUsedBuffers(queue: Self.txQueue) }
-                if budgetSpent { a.interrupt.serveAgain(queue: Self.txQueue) }
-            } catch {
-                broken(queue, error, a.interrupt)
-            }
-        }
+        if index == control.withLock({ $0.index }) { return serveControl() }
+        guard index / 2 < pairs.count else { return }
+        if index % 2 == 0 { pairs[index / 2].receive() } else { pairs[index / 2].transmit() }
     }
 
     private func serveControl() {
-        state.withLock { s in
-            guard var a = s.active, let queue = a.queues.count > Self.controlQueue ? a.queues[Self.controlQueue] : nil else { return }
-            let backend = self.backend, log = self.log
-            queue.serveAvailable(queue: Self.controlQueue, interrupt: a.interrupt, log: { self.log.report("broken ring", "\($0); the device needs a reset") }) { chain in
-                a.control.serve(&chain, memory: queue.memory, negotiated: a.features, setOffloads: { offloads in
-                    do { try backend.setGuestOffloads(offloads); return true } catch {
-                        log.report("offloads refused", "\(error)")
-                        return false
-                    }
-                }, log: log)
+        control.withLock { c in
+            guard let queue = c.queue, let interrupt = c.interrupt else { return }
+            let pairs = self.pairs, log = self.log, features = c.features, index = c.index
+            var commands = c.commands
+            queue.serveAvailable(queue: index, interrupt: interrupt, log: { log.report("broken ring", "\($0); the device needs a reset") }) { chain in
+                commands.serve(&chain, memory: queue.memory, negotiated: features, pairs: pairs.count, effects: .init(
+                    setOffloads: { offloads in
+                        do {
+                            for pair in pairs { try pair.backend.setGuestOffloads(offloads) }
+                            return true
+                        } catch {
+                            log.report("offloads refused", "\(error)")
+                            return false
+                        }
+                    },
+                    enablePairs: { n in
+                        do {
+                            for pair in pairs { try pair.setEnabled(pair.index < n) }
+                            return true
+                        } catch {
+                            log.report("queue pairs refused", "\(error)")
+                            return false
+                        }
+                    }), log: log)
             }
-            s.active = a
+            c.commands = commands
         }
     }
+}
 
-    private func broken(_ queue: SplitQueue, _ error: any Error, _ interrupt: any VirtioInterrupt) {
-        queue.markBroken()
-        log.report("broken ring", "\(error); the device needs a reset")
-        interrupt.deviceNeedsReset()
-    }
+/// Why virtio-net refused a driver's configuration.
+enum VirtioNetError: Error {
+    /// A vhost device with several queue pairs met a driver without VIRTIO_NET_F_MQ.
+    case multiqueueNotNegotiated
 }

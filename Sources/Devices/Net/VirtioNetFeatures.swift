@@ -20,6 +20,8 @@ public enum VirtioNetFeature {
     public static let status: UInt64 = 1 << 16
     public static let ctrlVQ: UInt64 = 1 << 17
     public static let ctrlRx: UInt64 = 1 << 18
+    /// Several queue pairs (offered only with `queues=N`, N > 1).
+    public static let mq: UInt64 = 1 << 22
 
     /// What Apus offers over a tap: every offload the tap can carry both ways, mergeable
     /// receive buffers, the link status, the MTU, and a control queue for offloads and RX modes.

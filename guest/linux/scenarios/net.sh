@@ -7,6 +7,7 @@
 #   ping-host      3 pings to the host answered
 #   host-to-guest  after "APUS-E2E: net.listening", the host sends apus.net.bytes MiB; their
 #                  sha256 must be apus.net.sha (the host's, from the command line)
+#   queues         with apus.expect.queues=N: N receive and N transmit queues
 #   guest-to-host  the guest sends apus.net.bytes MiB of its own to 10.0.2.1:5000 and prints
 #                  their sha256 ("net.guest-sha256"); the host compares what it received
 APUS_SCENARIO=net
@@ -37,6 +38,18 @@ for b in 7:GUEST_TSO4 8:GUEST_TSO6 11:HOST_TSO4 12:HOST_TSO6 29:EVENT_IDX; do bi
 if [ -z "$missing" ]; then pass features "negotiated CSUM GUEST_CSUM MRG_RXBUF STATUS CTRL_VQ VERSION_1$offloads"
 else fail features "not negotiated:$missing (features $bits)"; fi
 
+# apus.expect.queues=N: the interface has N receive and N transmit queues (multiqueue, with the
+# driver's default of one pair per CPU); the per-queue interrupt counts are reported.
+if want_queues=$(arg apus.expect.queues); then
+    rx=$(ls "/sys/class/net/$ifc/queues" | grep -c '^rx-')
+    tx=$(ls "/sys/class/net/$ifc/queues" | grep -c '^tx-')
+    if [ "$rx" = "$want_queues" ] && [ "$tx" = "$want_queues" ]; then
+        pass queues "$rx receive and $tx transmit queues; MQ negotiated: $(bit 22 && echo yes || echo no)"
+    else
+        fail queues "$rx receive and $tx transmit queues, expected $want_queues"
+    fi
+fi
+
 ip link set lo up
 ip addr add 10.0.2.15/24 dev "$ifc" && ip link set "$ifc" up
 out=$(ping -c 3 -W 5 10.0.2.1 2>&1)
@@ -62,5 +75,7 @@ dd if=/dev/urandom of=/tmp/to-host bs=1M count="$mib" 2>/dev/null
 echo "APUS-E2E: net.guest-sha256 $(sha256sum /tmp/to-host | cut -d' ' -f1)"
 if nc 10.0.2.1 5000 -e cat /tmp/to-host; then pass guest-to-host-sent "$mib MiB sent"
 else fail guest-to-host-sent "nc to 10.0.2.1:5000 failed"; fi
-# Let the host see the markers before the power-off.
+if [ -n "${want_queues-}" ]; then
+    echo "apus-net: per-queue interrupts: $(grep -E 'virtio[0-9]+-(input|output)' /proc/interrupts | awk '{ n = 0; for (i = 2; i < NF; i++) if ($i ~ /^[0-9]+$/) n += $i; print $NF "=" n }' | tr '\n' ' ')"
+fi
 summary
