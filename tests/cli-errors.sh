@@ -38,6 +38,15 @@ case_ nothing-to-boot "nothing to boot" --
 case_ bad-console "console" -- --kernel "$KERNEL" --console tty9
 case_ bad-seccomp "'maybe' is invalid for '--seccomp" -- --kernel "$KERNEL" --seccomp maybe
 case_ probe-without-seccomp "needs --seccomp on" -- --kernel "$KERNEL" --seccomp off --seccomp-probe io
+case_ tap-name-too-long "a tap name is 1 to 15 bytes" -- --kernel "$KERNEL" --net tap=a-name-of-sixteen
+case_ malformed-mac "not a MAC address" -- --kernel "$KERNEL" --net tap=apus0,mac=52:54:00:12:34
+case_ multicast-mac "multicast address" -- --kernel "$KERNEL" --net tap=apus0,mac=01:00:5e:00:00:01
+case_ net-without-tap "which tap" -- --kernel "$KERNEL" --net mac=52:54:00:12:34:56
+case_ too-many-queues "1 to 16" -- --kernel "$KERNEL" --net tap=apus0,queues=17
+# Attaching to an interface that is not a tap (as root: the tun driver refuses it, EINVAL).
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+    case_ not-a-tap "attach tap lo" -- --kernel "$KERNEL" --initrd "$INITRD" --net tap=lo
+fi
 
 echo "cli-errors: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -9,7 +9,8 @@ import Virtio
 /// backend that hands the device frames of fuzzed lengths and checks what it sends.
 ///
 /// Input: flags (u8: bit 0 EVENT_IDX, bit 1 MRG_RXBUF, bit 2 VERSION_1 — without it and without
-/// MRG_RXBUF the header is 10 bytes —, bit 3 the backend starts full), the queue size as a power
+/// MRG_RXBUF the header is 10 bytes —, bit 3 the backend starts full, bit 4 two queue pairs with
+/// VIRTIO_NET_F_MQ: rx1 at 0x2800, tx1 at 0x3000, the control queue then 4), the queue size as a power
 /// of two (u8, 2^(n % 5)), a frame count (u8, at most 4 are used) and their lengths (u16 each),
 /// an edit count (u8, at most 8) and the edits (u16 address, u16 value), then guest RAM from
 /// address 0. Rings: receive at 0, transmit at 0x1000, control at 0x2000 (descriptor table,
@@ -31,9 +32,13 @@ public func virtioNetFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     if flags & 2 != 0 { features |= VirtioNetFeature.mrgRxbuf }
     if flags & 4 != 0 { features |= VirtioFeature.version1 }
     let headerSize = VirtioNetHeader.size(features: features)
-    let backend = CheckingNetBackend(frames: frames, headerSize: headerSize, full: flags & 8 != 0)
-    guard let device = try? VirtioNet(backend: backend, mac: [0x52, 0x54, 0, 0, 0, 1]) else { fatalError("VirtioNet") }
-    let queues = [0x0000, 0x1000, 0x2000].map { base -> SplitQueue? in
+    let multiqueue = flags & 16 != 0
+    if multiqueue { features |= VirtioNetFeature.mq }
+    let backends = (0..<(multiqueue ? 2 : 1)).map { i in
+        CheckingNetBackend(frames: i == 0 ? frames : Array(frames.reversed()), headerSize: headerSize, full: flags & 8 != 0)
+    }
+    guard let device = try? VirtioNet(backends: backends, mac: [0x52, 0x54, 0, 0, 0, 1]) else { fatalError("VirtioNet") }
+    let queues = (multiqueue ? [0x0000, 0x1000, 0x2800, 0x3000, 0x2000] : [0x0000, 0x1000, 0x2000]).map { base -> SplitQueue? in
         let avail = UInt64(base) + 16 * UInt64(size)
         let used = (avail + 6 + 2 * UInt64(size) + 3) & ~3
         guard let q = try? SplitQueue(memory: fuzzRAM, size: size, maxSize: 256, descriptorTable: GuestAddress(UInt64(base)),
@@ -45,11 +50,11 @@ public func virtioNetFuzz(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     do { try device.activate(features: features, queues: queues, interrupt: interrupt) } catch { fatalError("activate: \(error)") }
 
     for round in 0...edits.count {
-        for q in 0..<3 { device.processQueue(q) }
-        backend.full.toggle()
+        for q in queues.indices { device.processQueue(q) }
+        for b in backends { b.full.toggle() }
         if round < edits.count { try? fuzzRAM.store(edits[round].value, at: GuestAddress(edits[round].address)) }
     }
-    expect(interrupt.needsReset <= 3, "the device asked for a reset \(interrupt.needsReset) times")
+    expect(interrupt.needsReset <= queues.count, "the device asked for a reset \(interrupt.needsReset) times")
     device.reset()
     return 0
 }
