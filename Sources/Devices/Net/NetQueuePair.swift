@@ -50,8 +50,8 @@ final class NetQueuePair: Sendable {
         try backend.setHeaderSize(headerSize)
         try backend.setGuestOffloads(features & VirtioNetFeature.guestOffloads)
         try backend.setEnabled(enabled)
-        if let vhost, let memory = (rx ?? tx)?.memory {
-            try vhost.start(features: features, rx: rx, tx: tx, memory: memory, tap: backend.fd)
+        if let vhost {
+            try startKernelPath(vhost, features: features, rx: rx, tx: tx)
         }
         state.withLock { s in
             s.receiver.dropPending()
@@ -59,6 +59,14 @@ final class NetQueuePair: Sendable {
             s.active = Active(rx: rx, tx: tx, interrupt: interrupt, features: features, headerSize: headerSize,
                               rxIndex: rxIndex, txIndex: txIndex, enabled: enabled)
         }
+    }
+
+    /// Hands the queues the driver set up to vhost.
+    private func startKernelPath(_ vhost: VhostDataPath, features: UInt64, rx: SplitQueue?, tx: SplitQueue?) throws {
+        var memory = rx?.memory
+        if memory == nil { memory = tx?.memory }
+        guard let memory else { return }
+        try vhost.start(features: features, rx: rx, tx: tx, memory: memory, tap: backend.fd)
     }
 
     /// Reset: the kernel (with vhost) and then this pair forget the driver's queues.

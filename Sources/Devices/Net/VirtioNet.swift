@@ -107,22 +107,31 @@ public final class VirtioNet: VirtioDevice, VirtioHostIO, VirtioKernelQueues {
             throw VirtioNetError.multiqueueNotNegotiated
         }
         for pair in pairs {
-            let live = pair.index < activePairs
-            let rx = live ? queues[2 * pair.index] : nil, tx = live ? queues[2 * pair.index + 1] : nil
-            // Pair 0 only, until the driver enables more (§5.1.6.5.5).
-            try pair.activate(rx: rx, tx: tx, rxIndex: 2 * pair.index, txIndex: 2 * pair.index + 1,
-                              features: features, interrupt: interrupt, enabled: pair.index == 0)
+            try activate(pair, queues: queues, live: pair.index < activePairs, features: features, interrupt: interrupt)
         }
-        control.withLock { c in
-            c = Control(queue: queues.count > controlIndex ? queues[controlIndex] : nil, interrupt: interrupt,
-                        features: features, index: controlIndex)
-        }
+        let controlQueue: SplitQueue? = queues.count > controlIndex ? queues[controlIndex] : nil
+        setControl(Control(queue: controlQueue, interrupt: interrupt, features: features, index: controlIndex))
+    }
+
+    /// One pair's share of DRIVER_OK: its queues if the driver uses the pair, enabled if it is
+    /// pair 0 (the others wait for VQ_PAIRS_SET, §5.1.6.5.5).
+    private func activate(_ pair: NetQueuePair, queues: [SplitQueue?], live: Bool, features: UInt64,
+                          interrupt: any VirtioInterrupt) throws {
+        let rxIndex = 2 * pair.index, txIndex = rxIndex + 1
+        let rx: SplitQueue? = live && rxIndex < queues.count ? queues[rxIndex] : nil
+        let tx: SplitQueue? = live && txIndex < queues.count ? queues[txIndex] : nil
+        try pair.activate(rx: rx, tx: tx, rxIndex: rxIndex, txIndex: txIndex, features: features,
+                          interrupt: interrupt, enabled: pair.index == 0)
+    }
+
+    private func setControl(_ new: Control) {
+        control.withLock { $0 = new }
     }
 
     public func reset() {
         // Each pair's kernel worker first: after a reset nothing touches guest memory.
         for pair in pairs { pair.reset() }
-        control.withLock { $0 = Control() }
+        setControl(Control())
     }
 
     public func processQueue(_ index: Int) {
