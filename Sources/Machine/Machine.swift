@@ -148,13 +148,14 @@ public final class Machine: @unchecked Sendable {
         return loop
     }
 
-    /// Attaches a virtio device with the configured transport.
-    public func addVirtio(_ device: any VirtioDevice) throws {
+    /// Attaches a virtio device with the configured transport. `loop` is its I/O thread when
+    /// the caller made it first (a device that schedules work on it); else one is made.
+    public func addVirtio(_ device: any VirtioDevice, loop: IOEventLoop? = nil) throws {
         switch config.transport {
-        case .mmio: try addVirtioMMIO(device)
-        case .mmioLegacy: try addVirtioMMIO(device, version: 1)
+        case .mmio: try addVirtioMMIO(device, loop: loop)
+        case .mmioLegacy: try addVirtioMMIO(device, version: 1, loop: loop)
         case .pci, .pciTransitional:
-            try addVirtioPCI(device, options: .init(transitional: config.transport == .pciTransitional, notifyByPortIO: config.notify == .pio))
+            try addVirtioPCI(device, options: .init(transitional: config.transport == .pciTransitional, notifyByPortIO: config.notify == .pio), loop: loop)
         }
     }
 

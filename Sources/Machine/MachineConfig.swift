@@ -1,3 +1,4 @@
+import Devices
 import LinuxSupport
 
 /// What a machine is built from: sizes, switches and the devices to attach. The CLI only turns
@@ -50,6 +51,16 @@ public struct MachineConfig: Sendable {
             throw MachineError("\(devices.count) virtio devices: at most \(limit) fit on \(transport.isPCI ? "PCI bus 0" : "the virtio-mmio slots")")
         }
         if devices.filter({ $0 == .console }).count > 1 { throw MachineError("only one virtio console") }
+        let balloons = devices.compactMap { if case let .balloon(options) = $0 { options } else { nil } }
+        if balloons.count > 1 { throw MachineError("only one --balloon") }
+        if let b = balloons.first {
+            if b.initialTarget > memorySize {
+                throw MachineError("--balloon size=\(b.initialTarget >> 20)M is more than the guest's --memory (\(memorySize >> 20)M)")
+            }
+            if let s = b.statisticsInterval, s < 1 || s > 86_400 {
+                throw MachineError("--balloon stats=\(s): the interval is 1 to 86400 seconds")
+            }
+        }
     }
 
     /// Bus 0 has 32 slots; the host bridge takes one.
@@ -64,6 +75,8 @@ public enum DeviceSpec: Sendable, Equatable {
     case rng
     /// virtio-console (hvc0), its output to `MachineConfig.consoleBulkOutput`.
     case console
+    /// virtio-balloon (at most one), driven through `Machine.balloon`.
+    case balloon(BalloonOptions)
 }
 
 /// A configuration or setup problem, phrased for the user.
