@@ -236,6 +236,7 @@ public struct RunCommand: ParsableCommand {
                 fputsError("device messages logged once, then only counted:\n"
                            + repeated.map { "  \($0.source): \($0.cause) ×\($0.count)" }.joined(separator: "\n"))
             }
+            if let balloon = machine.balloon as? VirtioBalloon { fputsError(balloon.report) }
             if let board { fputsError(board.report()) }
             if kernel != nil { fputsError(machine.bootTimer.report) }
         }

@@ -157,6 +157,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         let c = rig.device.counters
         #expect(c.inflatedPages == 17 && c.droppedPages == 2 && c.discardedBytes == 17 * 4096)
         #expect(rig.events.count("virtio-balloon", cause: "PFN outside RAM") == 1)
+        #expect(rig.device.report.contains("inflated 17 pages, deflated 0, dropped 2"))
         // Pages next door were not touched by it.
         try touch(0x50000, pages: 1)
         #expect(try residentPages(memory, 0x50000, pages: 1) == [true])
@@ -221,6 +222,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         try postStats(&rig, [(4, 150), (6, 300)])
         rig.device.processQueue(2)
         #expect(answer.withLock { $0 } == [[4: 150, 6: 300]])
+        #expect(rig.device.report.contains("guest statistics: free=150 available=300"))
         #expect(try rig.drivers[2].usedIdx() == 1)
         // The timeout that follows finds nobody waiting.
         rig.timer.fire()
@@ -286,8 +288,10 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         let answers = Mutex<[[UInt16: UInt64]?]>([])
         rig.device.requestStatistics(timeoutMilliseconds: 100) { s in answers.withLock { $0.append(s) } }
         let before = try rig.drivers[2].usedIdx()
+        writeConfig(rig.device, 4, [1, 0, 0, 0])
         rig.device.reset()
-        #expect(rig.device.latestStatistics == nil && rig.device.sizes.actual == 0)
+        #expect(rig.device.sizes.actual == 0 && rig.device.counters.resets == 1)
+        #expect(rig.device.latestStatistics == [4: 1], "the guest's last figures are kept")
         rig.timer.fire()
         #expect(answers.withLock { $0.count } == 1 && answers.withLock { $0[0] } == nil)
         // Nothing touches the rings after the reset.

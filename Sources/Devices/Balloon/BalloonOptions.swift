@@ -31,5 +31,7 @@ public struct BalloonCounters: Sendable, Equatable {
     public var discardedBytes: UInt64 = 0
     /// Bytes of free memory the driver reported.
     public var reportedBytes: UInt64 = 0
+    /// Device resets by the driver.
+    public var resets = 0
     public init() {}
 }

@@ -132,7 +132,7 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
         return (UInt64(c.numPages) << PageFrameRuns.pageShift, UInt64(c.actual) << PageFrameRuns.pageShift)
     }
 
-    /// The guest's latest statistics (from the buffer the device holds), if any.
+    /// The guest's latest statistics, if it sent any (kept across a reset).
     public var latestStatistics: [UInt16: UInt64]? { state.withLock { $0.latest } }
 
     /// What the balloon did so far.
@@ -166,6 +166,22 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
         }
     }
 
+    /// For `--stats`: sizes, what the balloon did, and the guest's latest statistics.
+    public var report: String {
+        let (target, actual) = sizes
+        let c = counters
+        var lines = ["balloon: target \(target >> 20) MiB, actual \(actual >> 20) MiB; inflated \(c.inflatedPages) pages, deflated \(c.deflatedPages), dropped \(c.droppedPages); \(c.discardedBytes >> 20) MiB given back to the host, \(c.reportedBytes >> 20) MiB reported free; \(c.resets) resets"]
+        if let stats = latestStatistics {
+            let names = ["swap-in", "swap-out", "major-faults", "minor-faults", "free", "total", "available", "caches",
+                         "hugetlb-allocations", "hugetlb-failures", "oom-kills", "alloc-stalls", "async-scans", "direct-scans",
+                         "async-reclaims", "direct-reclaims"]
+            lines.append("balloon: guest statistics: " + stats.keys.sorted().map { tag in
+                "\(Int(tag) < names.count ? names[Int(tag)] : "tag\(tag)")=\(stats[tag]!)"
+            }.joined(separator: " "))
+        }
+        return lines.joined(separator: "\n")
+    }
+
     // MARK: Lifecycle
 
     public func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {
@@ -189,7 +205,9 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
             s.active = nil
             s.generation += 1
             s.heldStats = nil
-            s.latest = nil
+            s.counters.resets += 1
+            // `latest` stays: it describes the guest, not the device (and a driver that resets
+            // the device on its way out would otherwise take the last figures with it).
             defer { s.waiters = [] }
             return s.waiters
         }
