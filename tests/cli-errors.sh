@@ -38,6 +38,8 @@ case_ nothing-to-boot "nothing to boot" --
 case_ bad-console "console" -- --kernel "$KERNEL" --console tty9
 case_ bad-seccomp "'maybe' is invalid for '--seccomp" -- --kernel "$KERNEL" --seccomp maybe
 case_ probe-without-seccomp "needs --seccomp on" -- --kernel "$KERNEL" --seccomp off --seccomp-probe io
+case_ balloon-bad-option "is invalid for '--balloon" -- --kernel "$KERNEL" --balloon colour=red
+case_ balloon-larger-than-ram "more than the guest's --memory" -- --kernel "$KERNEL" --memory 256M --balloon size=1G
 
 echo "cli-errors: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
