@@ -259,6 +259,19 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         #expect(rig.device.latestStatistics == [4: 2])
     }
 
+    @Test func aDriverLendingBufferAfterBufferIsServedARingAtATime() throws {
+        var rig = try makeRig()
+        for i in 0..<8 { try postStats(&rig, [(4, UInt64(i))]) }
+        rig.device.processQueue(2)
+        // A ring's worth taken, all but the newest given back, and another run asked for in
+        // case the driver kept lending.
+        #expect(try rig.drivers[2].usedIdx() == 7 && rig.interrupt.servedAgain == 1)
+        #expect(rig.device.latestStatistics == [4: 7])
+        try postStats(&rig, [(4, 8)])
+        rig.device.processQueue(2)
+        #expect(try rig.drivers[2].usedIdx() == 8 && rig.device.latestStatistics == [4: 8])
+    }
+
     @Test func aFirstBufferLentBeforeDriverOKIsTakenAtActivation() throws {
         var rig = try makeRig(activate: false)
         try postStats(&rig, [(5, 42)])

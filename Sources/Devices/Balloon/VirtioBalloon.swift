@@ -301,8 +301,12 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
         guard !q.isBroken else { return nil }
         var returned = false
         var fresh: [UInt16: UInt64]?
+        // One ring's worth per run, as elsewhere: a driver lending buffer after buffer from
+        // another vCPU must not keep this thread here.
+        var served = 0
         do throws(QueueError) {
-            while var chain = try q.popAvailable() {
+            while served < Int(q.size), var chain = try q.popAvailable() {
+                served += 1
                 var bytes: [UInt8] = []
                 while let d = chain.next() {
                     guard !d.isWritable, bytes.count < BalloonStatistics.maxBytes else { continue }
@@ -324,6 +328,7 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
             return nil
         }
         if returned && q.needsInterrupt() { interrupt.signalUsedBuffers(queue: index) }
+        if served == Int(q.size) { interrupt.serveAgain(queue: index) }
         guard let fresh else { return nil }
         s.latest = fresh
         defer { s.waiters = [] }
