@@ -28,7 +28,7 @@ if [ "${1-}" = --list ]; then
              pci-disk-rng-hvc0-msix-smp:$((2 * LIMIT)) pci-pio-notify-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-transitional-legacy-and-modern-driver:$((3 * LIMIT)) pci-nomsi-intx-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
-             disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) balloon-pci-mmio:$((3 * LIMIT)) \
+             disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) balloon-pci-mmio:$((5 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
@@ -180,17 +180,17 @@ wait_mark() {
     done
 }
 
-# balloon NAME MODE DROP-MIB BALLOON-OPTIONS ARGS...: boots the balloon scenario (512 MiB of RAM)
+# balloon NAME MODE DROP-MIB BALLOON-OPTIONS CMDLINE-WORDS ARGS...: boots the balloon scenario (512 MiB of RAM)
 # in MODE (resize: a 128 MiB balloon at boot, deflated and inflated again by the driver; report:
 # free page reporting) and checks from the host that apus's RSS dropped by DROP-MIB between the
 # guest's two marks: after it made nearly all its free memory resident, and after the balloon
 # (or the guest's free page reports) gave it back.
 balloon() {
-    n=$1 mode=$2 drop=$3 options=$4; shift 4
+    n=$1 mode=$2 drop=$3 options=$4 words=$5; shift 5
     echo "e2e: booting '$n' ($(date +%T))" >&2
     timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
         --memory 512M --balloon "$options" "$@" \
-        --cmdline "$BASE apus.test=balloon apus.balloon.mib=128 apus.balloon.mode=$mode" </dev/null 2>"$WORK/$n.err" &
+        --cmdline "$BASE apus.test=balloon apus.balloon.mib=128 apus.balloon.mode=$mode $words" </dev/null 2>"$WORK/$n.err" &
     pid=$!
     wait_mark "$WORK/$n.log" touched $pid
     apid=$(apus_pid $pid)
@@ -339,9 +339,13 @@ balloon-pci-mmio)
     # virtio-balloon over virtio-pci and virtio-mmio: inflated at boot (size=), deflated and
     # inflated again by the driver, statistics polled every second; then free page reporting.
     # apus's RSS must drop by 100 of the balloon's 128 MiB, and by 100 MiB of freed memory.
-    balloon balloon-pci resize 100 size=128M,stats=1 --transport pci
-    balloon balloon-mmio resize 100 size=128M,stats=1 --transport mmio
-    balloon balloon-report-pci report 100 free-page-reporting=on --transport pci ;;
+    # The legacy interfaces too: Linux's legacy virtio-pci driver writes `actual` a byte at a
+    # time; virtio-mmio version 1.
+    balloon balloon-pci resize 100 size=128M,stats=1 "" --transport pci
+    balloon balloon-mmio resize 100 size=128M,stats=1 "" --transport mmio
+    balloon balloon-report-pci report 100 free-page-reporting=on "" --transport pci
+    balloon balloon-pci-legacy resize 100 size=128M,stats=1 virtio_pci.force_legacy=1 --transport pci-transitional
+    balloon balloon-mmio-legacy resize 100 size=128M,deflate-on-oom=on "" --transport mmio-legacy ;;
 console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).
