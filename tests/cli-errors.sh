@@ -47,6 +47,8 @@ case_ too-many-queues "1 to 16" -- --kernel "$KERNEL" --net tap=apus0,queues=17
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
     case_ not-a-tap "attach tap lo" -- --kernel "$KERNEL" --initrd "$INITRD" --net tap=lo
 fi
+case_ balloon-bad-option "is invalid for '--balloon" -- --kernel "$KERNEL" --balloon colour=red
+case_ balloon-larger-than-ram "more than the guest's --memory" -- --kernel "$KERNEL" --memory 256M --balloon size=1G
 
 echo "cli-errors: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -41,7 +41,7 @@ extension Apus {
         // the guest with it) by SIGPIPE: writes fail with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(RunCommand.normalizedArguments(Array(CommandLine.arguments.dropFirst())))
             try command.run()
             exit(withError: nil)
         } catch let error as CLIError {

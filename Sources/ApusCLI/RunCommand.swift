@@ -43,6 +43,7 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --initrd initrd.img --disk path=disk.img --transport pci --notify pio
           apus run --kernel vmlinuz --initrd initrd.img --rng --transport pci-transitional \
             --cmdline "console=ttyS0 virtio_pci.force_legacy=1"
+          apus run --kernel vmlinuz --initrd initrd.img --memory 1G --balloon size=256M,stats=5
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
         """)
@@ -70,6 +71,9 @@ public struct RunCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Add a virtio-rng entropy device (the guest's /dev/hwrng), fed by getrandom.")
     public var rng = false
+
+    @Option(name: .long, help: ArgumentHelp("Add a virtio-balloon memory balloon: size= its size at boot (the guest gives that much RAM back), stats= poll the guest's memory statistics every SECONDS, deflate-on-oom=on lets the guest take pages back when it runs out, free-page-reporting=on lets it hand free memory back by itself. Plain --balloon: an empty balloon.", valueName: "[size=SIZE][,stats=SECONDS][,deflate-on-oom=on][,free-page-reporting=on]"))
+    public var balloon: BalloonSpec?
 
     @Option(name: .long, help: ArgumentHelp("How virtio devices attach: pci (virtio-pci 1.0 with MSI-X, the default), pci-transitional (also the legacy I/O header), mmio (virtio-mmio 2), mmio-legacy (virtio-mmio 1).", valueName: "kind"))
     public var transport: VirtioTransport = .pci
@@ -123,6 +127,7 @@ public struct RunCommand: ParsableCommand {
         config.notify = notify
         config.devices = disk.map { .disk(path: $0.path, readOnly: $0.readOnly) } + (rng ? [.rng] : [])
             + (console == .virtio ? [.console] : []) + net.map { .net($0) }
+            + (balloon.map { [.balloon($0.options)] } ?? [])
         config.seccomp = SeccompSettings(enabled: seccomp == .on, probe: seccompProbe)
         do {
             try config.validate()
@@ -206,7 +211,7 @@ public struct RunCommand: ParsableCommand {
         if !backend.runsLinux {
             fputsError("apus: warning: /dev/kvm here is \(backend.name), with no VMX/SVM behind it: a stock Linux kernel runs very slowly on it and then crashes; \(Self.linuxHint)")
         }
-        if acpi == .off && !transport.isPCI && (!disk.isEmpty || rng || !net.isEmpty || console == .virtio) {
+        if acpi == .off && !transport.isPCI && (!disk.isEmpty || rng || !net.isEmpty || console == .virtio || balloon != nil) {
             fputsError("apus: warning: with --acpi off, Linux finds virtio-mmio devices only through virtio_mmio.device= on its command line (apus adds it), which needs a kernel built with CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES and the driver built in: no Debian kernel has that, so these devices will most likely stay invisible; keep ACPI on (the default), or use --transport pci")
         }
     }
@@ -238,6 +243,7 @@ public struct RunCommand: ParsableCommand {
                 fputsError("device messages logged once, then only counted:\n"
                            + repeated.map { "  \($0.source): \($0.cause) ×\($0.count)" }.joined(separator: "\n"))
             }
+            if let balloon = machine.balloon as? VirtioBalloon { fputsError(balloon.report) }
             if let board { fputsError(board.report()) }
             if kernel != nil { fputsError(machine.bootTimer.report) }
         }
@@ -266,6 +272,46 @@ public struct DiskSpec: ExpressibleByArgument, Equatable, Sendable {
     }
 
     public static var defaultCompletionKind: CompletionKind { .file() }
+}
+
+/// `--balloon [size=SIZE][,stats=SECONDS][,deflate-on-oom=on][,free-page-reporting=on]`; plain
+/// `--balloon` arrives as `on` (see `RunCommand.normalizedArguments`).
+public struct BalloonSpec: ExpressibleByArgument, Equatable, Sendable {
+    public var options = BalloonOptions()
+
+    public init?(argument: String) {
+        guard argument != "on" && !argument.isEmpty else { return }
+        for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
+            let kv = part.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { return nil }
+            switch (kv[0], kv[1]) {
+            case ("deflate-on-oom", "on"): options.deflateOnOOM = true
+            case ("deflate-on-oom", "off"): options.deflateOnOOM = false
+            case ("free-page-reporting", "on"): options.freePageReporting = true
+            case ("free-page-reporting", "off"): options.freePageReporting = false
+            case ("stats", let s):
+                guard let seconds = Int(s), seconds > 0 else { return nil }
+                options.statisticsInterval = seconds
+            case ("size", let s):
+                guard let bytes = try? parseSize(s) else { return nil }
+                options.initialTarget = bytes
+            default: return nil
+            }
+        }
+    }
+}
+
+extension RunCommand {
+    /// Options that may stand alone or take a value: a bare `--balloon` (at the end, or before
+    /// another option) becomes `--balloon=on`, which ArgumentParser, whose options always take
+    /// a value, can read.
+    public static func normalizedArguments(_ arguments: [String]) -> [String] {
+        arguments.indices.map { i in
+            guard arguments[i] == "--balloon" else { return arguments[i] }
+            let next = arguments.index(after: i)
+            return next == arguments.endIndex || arguments[next].hasPrefix("-") ? "--balloon=on" : arguments[i]
+        }
+    }
 }
 
 extension VirtioTransport: ExpressibleByArgument {}

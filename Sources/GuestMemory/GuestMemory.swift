@@ -1,3 +1,4 @@
+import Glibc
 import LinuxSupport
 
 /// One contiguous range of guest RAM and the host memory behind it.
@@ -105,6 +106,31 @@ public final class GuestMemory: Sendable {
         let p = try hostPointer(address, length: UInt64(MemoryLayout<T>.size))
         p.storeBytes(of: value.littleEndian, as: T.self)
     }
+
+    /// Gives the host pages behind `[address, address + length)` back to the host kernel
+    /// (`MADV_DONTNEED`): the process's resident memory drops, and the guest reads zeros there
+    /// the next time it touches the range. The range must lie in one region; only the host pages
+    /// entirely inside it are discarded (a partial host page at either end stays), so a guest
+    /// page smaller than or misaligned with the host's never costs its neighbours their bytes.
+    /// Returns the bytes discarded.
+    ///
+    /// Guest RAM is anonymous private memory, so DONTNEED frees it; KVM's MMU notifier drops
+    /// its mappings of those pages at the same time.
+    @discardableResult
+    public func discard(_ address: GuestAddress, length: UInt64) throws(GuestMemoryError) -> UInt64 {
+        let host = try hostPointer(address, length: length)
+        let page = UInt(Self.hostPageSize)
+        let start = (UInt(bitPattern: host) + page - 1) & ~(page - 1)
+        let end = (UInt(bitPattern: host) + UInt(length)) & ~(page - 1)
+        guard end > start else { return 0 }
+        // Cannot fail for a page-aligned range inside our own mapping; if it ever does, the
+        // memory simply stays resident, which is what the guest sees either way.
+        guard madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_DONTNEED) == 0 else { return 0 }
+        return UInt64(end - start)
+    }
+
+    /// The host's page size, the unit `discard` works in.
+    public static let hostPageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     /// Fills `[address, address + count)` with zeros.
     public func zero(_ address: GuestAddress, count: Int) throws(GuestMemoryError) {

@@ -30,11 +30,55 @@ public final class IOEventLoop: Sendable {
     private let thread = Mutex<PosixThread?>(nil)
     private static let stopTag = UInt64.max
 
+    /// Work to run later (`schedule`), soonest first; the loop's epoll timeout is the wait
+    /// until the first. A new timer wakes the loop through `timerEvent` so it can wait less.
+    private struct Timer: Sendable {
+        let deadline: ContinuousClock.Instant
+        let action: @Sendable () -> Void
+    }
+    private let timers = Mutex<[Timer]>([])
+    private let timerEvent: EventFD
+    private static let timerTag = UInt64.max - 1
+
     public init(name: String) throws(SystemError) {
         self.name = name
         epoll = EpollBox(try Epoll())
         stopEvent = try EventFD()
+        timerEvent = try EventFD()
         try epoll.epoll.add(stopEvent.fd, tag: Self.stopTag)
+        try epoll.epoll.add(timerEvent.fd, tag: Self.timerTag)
+    }
+
+    /// Runs `action` on the loop thread once `milliseconds` have passed (timers run after the
+    /// ready descriptors of the same wake-up). Callable from any thread.
+    public func schedule(afterMilliseconds milliseconds: Int, _ action: @escaping @Sendable () -> Void) {
+        let timer = Timer(deadline: .now + .milliseconds(max(milliseconds, 0)), action: action)
+        timers.withLock { list in
+            let at = list.firstIndex { $0.deadline > timer.deadline } ?? list.count
+            list.insert(timer, at: at)
+        }
+        timerEvent.signal()
+    }
+
+    /// How long epoll may wait: until the first timer is due (rounded up to a millisecond), or
+    /// for ever.
+    private func waitTimeout() -> Int32 {
+        guard let first = timers.withLock({ $0.first?.deadline }) else { return -1 }
+        let left = ContinuousClock.now.duration(to: first)
+        guard left > .zero else { return 0 }
+        let (seconds, attoseconds) = left.components
+        return Int32(clamping: seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+
+    /// Runs (and forgets) every timer that is due.
+    private func runDueTimers() {
+        let now = ContinuousClock.now
+        let due = timers.withLock { list -> [Timer] in
+            let n = list.firstIndex { $0.deadline > now } ?? list.count
+            defer { list.removeFirst(n) }
+            return Array(list.prefix(n))
+        }
+        for t in due { t.action() }
     }
 
     /// Watches `event`; `handler` runs on the loop thread with the number of signals drained.
@@ -87,8 +131,9 @@ public final class IOEventLoop: Sendable {
             var running = true
             while running {
                 do {
-                    try epoll.epoll.wait { tag, events in
+                    try epoll.epoll.wait(timeoutMilliseconds: self.waitTimeout()) { tag, events in
                         if tag == Self.stopTag { running = false; return }
+                        if tag == Self.timerTag { _ = self.timerEvent.drain(); return }
                         guard let s = self.sources.withLock({ $0.table[tag] }) else { return }
                         // Edge-triggered sources get the event bits; the others a drained count.
                         if s.events != Epoll.readable { s.handler(UInt64(events)); return }
@@ -99,6 +144,7 @@ public final class IOEventLoop: Sendable {
                     fputsError("apus: \(error); I/O thread stops")
                     running = false
                 }
+                if running { self.runDueTimers() }
             }
         }
         thread.withLock { $0 = t }

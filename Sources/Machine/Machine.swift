@@ -143,20 +143,35 @@ public final class Machine: @unchecked Sendable {
     /// A device's I/O threads (started with the machine): one, or one per queue group the
     /// device asks for (`VirtioHostIO`, which also gets to watch its host descriptors — a tap —
     /// on them).
-    func makeDeviceThreads(for device: any VirtioDevice) throws -> DeviceThreads {
+    /// `firstLoop`, made earlier with `makeDeviceLoop` (the device needed its thread before it
+    /// existed: the balloon's timer), serves the first group.
+    func makeDeviceThreads(for device: any VirtioDevice, firstLoop: IOEventLoop? = nil) throws -> DeviceThreads {
         let hostIO = device as? any VirtioHostIO
         let groups = hostIO?.queueGroups ?? []
         var loops: [IOEventLoop] = []
         for g in 0..<max(groups.count, 1) {
+            if g == 0, let firstLoop {
+                loops.append(firstLoop)
+                continue
+            }
             // Thread names are at most 15 bytes.
             let name = g == 0 ? "io-\(device.name)" : "io-\(device.name.prefix(8))-q\(g)"
             loops.append(try IOEventLoop(name: String(name.prefix(15))))
         }
-        deviceLoops += loops
+        deviceLoops += loops.filter { loop in !deviceLoops.contains { $0 === loop } }
         try hostIO?.attach(to: loops)
         var groupOf: [Int: Int] = [:]
         for (g, queues) in groups.enumerated() { for q in queues { groupOf[q] = g } }
         return DeviceThreads(loops: loops, groupOf: groupOf)
+    }
+
+    /// A new I/O thread named for a device, started with the machine, for a device that needs
+    /// its thread before it is built (pass it to `addVirtio(_:loop:)`).
+    func makeDeviceLoop(for name: String) throws -> IOEventLoop {
+        // Thread names are at most 15 bytes.
+        let loop = try IOEventLoop(name: String("io-\(name)".prefix(15)))
+        deviceLoops.append(loop)
+        return loop
     }
 
     /// Hands a vhost device the doorbells of the queues the kernel serves (which no I/O thread
@@ -166,13 +181,14 @@ public final class Machine: @unchecked Sendable {
         kernel.attachDoorbells(Dictionary(uniqueKeysWithValues: kernel.kernelQueues.map { ($0, events[$0].fd) }))
     }
 
-    /// Attaches a virtio device with the configured transport.
-    public func addVirtio(_ device: any VirtioDevice) throws {
+    /// Attaches a virtio device with the configured transport. `loop` is its I/O thread when
+    /// the caller made it first (a device that schedules work on it); else one is made.
+    public func addVirtio(_ device: any VirtioDevice, loop: IOEventLoop? = nil) throws {
         switch config.transport {
-        case .mmio: try addVirtioMMIO(device)
-        case .mmioLegacy: try addVirtioMMIO(device, version: 1)
+        case .mmio: try addVirtioMMIO(device, loop: loop)
+        case .mmioLegacy: try addVirtioMMIO(device, version: 1, loop: loop)
         case .pci, .pciTransitional:
-            try addVirtioPCI(device, options: .init(transitional: config.transport == .pciTransitional, notifyByPortIO: config.notify == .pio))
+            try addVirtioPCI(device, options: .init(transitional: config.transport == .pciTransitional, notifyByPortIO: config.notify == .pio), loop: loop)
         }
     }
 

@@ -2,6 +2,9 @@ import Devices
 import LinuxSupport
 import Virtio
 
+/// The device I/O thread is the balloon's timer.
+extension IOEventLoop: DeviceTimer {}
+
 /// Which board a machine gets besides its core (vCPUs, RAM, COM1, boot timer).
 public enum BoardKind: Sendable {
     /// For Linux: the ACPI power registers and the i8042 reset port.
@@ -63,6 +66,13 @@ extension Machine {
                 let name = "virtio-net\(nics)"
                 try addVirtio(VirtioNet(name: name, backends: taps, mac: net.mac ?? randomMAC(), vhost: net.vhost, log: events.device(name)))
                 nics += 1
+            case let .balloon(options):
+                // The balloon schedules statistics timeouts and polls on its own I/O thread.
+                let name = "virtio-balloon"
+                let loop = try makeDeviceLoop(for: name)
+                let device = VirtioBalloon(name: name, options: options, ramSize: memory.totalSize, timer: loop, log: events.device(name))
+                try addVirtio(device, loop: loop)
+                balloon = device
             }
         }
     }

@@ -1,3 +1,4 @@
+import Devices
 import LinuxSupport
 
 /// What a machine is built from: sizes, switches and the devices to attach. The CLI only turns
@@ -55,6 +56,16 @@ public struct MachineConfig: Sendable {
             guard taps.insert(net.tap).inserted else { throw MachineError("--net: tap \(net.tap) is used twice") }
             if !(1...16).contains(net.queues) { throw MachineError("--net queues=\(net.queues): 1 to 16 queue pairs") }
         }
+        let balloons = devices.compactMap { if case let .balloon(options) = $0 { options } else { nil } }
+        if balloons.count > 1 { throw MachineError("only one --balloon") }
+        if let b = balloons.first {
+            if b.initialTarget > memorySize {
+                throw MachineError("--balloon size=\(b.initialTarget >> 20)M is more than the guest's --memory (\(memorySize >> 20)M)")
+            }
+            if let s = b.statisticsInterval, s < 1 || s > 86_400 {
+                throw MachineError("--balloon stats=\(s): the interval is 1 to 86400 seconds")
+            }
+        }
     }
 
     /// Bus 0 has 32 slots; the host bridge takes one.
@@ -71,6 +82,8 @@ public enum DeviceSpec: Sendable, Equatable {
     case console
     /// virtio-net on a tap interface.
     case net(NetSpec)
+    /// virtio-balloon (at most one), driven through `Machine.balloon`.
+    case balloon(BalloonOptions)
 }
 
 /// A network interface: virtio-net on a Linux tap (`--net`).

@@ -19,13 +19,13 @@ extension Machine {
     /// the register) whose signals run the device's queue handler on the device's I/O thread,
     /// and one irqfd on the slot's IOAPIC pin for its interrupts.
     @discardableResult
-    public func addVirtioMMIO(_ device: any VirtioDevice, version: UInt32 = 2) throws -> VirtioMMIOPlacement {
+    public func addVirtioMMIO(_ device: any VirtioDevice, version: UInt32 = 2, loop: IOEventLoop? = nil) throws -> VirtioMMIOPlacement {
         typealias S = MemoryMap.VirtioMMIOSlots
         let slot = virtioMMIOPlacements.count
         guard slot < S.count else { throw MachineError("at most \(S.count) virtio-mmio devices fit on this board") }
         let base = S.base + UInt64(slot) * S.slotSize
         let gsi = try interrupts.allocatePin(exclusive: true)
-        let threads = try makeDeviceThreads(for: device)
+        let threads = try makeDeviceThreads(for: device, firstLoop: loop)
 
         let irq = try interrupts.irqfd(gsi: gsi)
         keep(irq)

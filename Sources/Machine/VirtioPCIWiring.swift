@@ -36,9 +36,9 @@ extension Machine {
     /// queue handlers on the device's own I/O thread, an irqfd and GSI per MSI-X vector, and a
     /// resampling irqfd on an IOAPIC pin for INTx.
     @discardableResult
-    public func addVirtioPCI(_ device: any VirtioDevice, options: VirtioPCI.Options) throws -> VirtioPCIPlacement {
+    public func addVirtioPCI(_ device: any VirtioDevice, options: VirtioPCI.Options, loop: IOEventLoop? = nil) throws -> VirtioPCIPlacement {
         let root = try installPCIRoot()
-        let threads = try makeDeviceThreads(for: device)
+        let threads = try makeDeviceThreads(for: device, firstLoop: loop)
         let log = config.log
 
         var queueEvents: [EventFD] = []

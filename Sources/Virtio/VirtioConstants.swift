@@ -21,4 +21,5 @@ public enum VirtioDeviceID {
     public static let block: UInt32 = 2
     public static let console: UInt32 = 3
     public static let entropy: UInt32 = 4
+    public static let balloon: UInt32 = 5
 }

@@ -30,7 +30,7 @@ if [ "${1-}" = --list ]; then
              pci-disk-rng-hvc0-msix-smp:$((2 * LIMIT)) pci-pio-notify-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-transitional-legacy-and-modern-driver:$((3 * LIMIT)) pci-nomsi-intx-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
-             disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
+             disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) balloon-pci-mmio:$((5 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
              net-tap-pci-mmio:$((2 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)) \
              net-multiqueue-smp:$((2 * NET_LIMIT)); do
@@ -222,6 +222,74 @@ net_tap() {
     ip link del "$tap" 2>/dev/null || tunctl -d "$tap" >/dev/null 2>&1
 }
 
+# apus_pid PID: the apus process `timeout` started as PID (busybox's timeout execs the program in
+# its own process; coreutils' runs it as a child).
+apus_pid() {
+    for p in "$1" $(grep -l "^PPid:[[:space:]]*$1\$" /proc/[0-9]*/status 2>/dev/null | cut -d/ -f3); do
+        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = apus ] && { echo "$p"; return; }
+    done
+}
+# rss_kib PID: the process's resident memory ("VmRSS:<tab>   N kB").
+rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/"$1"/status 2>/dev/null; }
+# wait_mark LOG STEP PID: waits until the guest printed "APUS-E2E-MARK balloon.STEP" (or apus ended).
+wait_mark() {
+    waited=0
+    until grep -aq "APUS-E2E-MARK balloon.$2" "$1" 2>/dev/null || ! kill -0 "$3" 2>/dev/null ||
+          [ $waited -ge $((LIMIT * 10)) ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
+}
+
+# balloon NAME MODE DROP-MIB BALLOON-OPTIONS CMDLINE-WORDS ARGS...: boots the balloon scenario (512 MiB of RAM)
+# in MODE (resize: a 128 MiB balloon at boot, deflated and inflated again by the driver; report:
+# free page reporting) and checks from the host that apus's RSS dropped by DROP-MIB between the
+# guest's two marks: after it made nearly all its free memory resident, and after the balloon
+# (or the guest's free page reports) gave it back.
+balloon() {
+    n=$1 mode=$2 drop=$3 options=$4 words=$5; shift 5
+    echo "e2e: booting '$n' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
+        --memory 512M --balloon "$options" "$@" \
+        --cmdline "$BASE apus.test=balloon apus.balloon.mib=128 apus.balloon.mode=$mode $words" </dev/null 2>"$WORK/$n.err" &
+    pid=$!
+    wait_mark "$WORK/$n.log" touched $pid
+    apid=$(apus_pid $pid)
+    touched=$(rss_kib "$apid")
+    case $mode in resize) step=inflated ;; *) step=reported ;; esac
+    wait_mark "$WORK/$n.log" $step $pid
+    after=$(rss_kib "$apid")
+    wait $pid
+    status=$?
+    echo "e2e: '$n' exited with status $status ($(date +%T))" >&2
+    crashed "$n" $status
+    expect $n-poweroff $([ $status -eq 0 ]; echo $?) "apus exit status $status"
+    guest_check $n-driver-bound "$WORK/$n.log" balloon.driver
+    case $mode in
+        resize)
+            guest_check $n-guest-memtotal-inflated "$WORK/$n.log" balloon.inflated
+            guest_check $n-guest-memtotal-reinflated "$WORK/$n.log" balloon.reinflated ;;
+        report) guest_check $n-reporting-negotiated "$WORK/$n.log" balloon.reporting ;;
+    esac
+    if [ -n "$touched" ] && [ -n "$after" ] && [ $((touched - after)) -ge $((drop * 1024)) ]; then
+        result $n-apus-rss-drops PASS "apus VmRSS $touched kB with the guest's memory touched, $after kB after $step: $(((touched - after) / 1024)) MiB given back (at least $drop)"
+    else
+        result $n-apus-rss-drops FAIL "apus VmRSS ${touched:-?} kB with the guest's memory touched, ${after:-?} kB after $step: expected a drop of at least $drop MiB"
+    fi
+    line=$(grep -a '^balloon: target' "$WORK/$n.err")
+    case $line in
+        *" inflated "*) result $n-host-counters PASS "$line" ;;
+        *) result $n-host-counters FAIL "no balloon line in apus --stats ($WORK/$n.err)" ;;
+    esac
+    case $options in
+        *stats=*)
+            line=$(grep -a '^balloon: guest statistics:' "$WORK/$n.err")
+            case $line in
+                *" total="*" free="*|*" free="*" total="*) result $n-guest-statistics PASS "$line" ;;
+                *) result $n-guest-statistics FAIL "no guest statistics in apus --stats: ${line:-nothing}" ;;
+            esac ;;
+    esac
+}
+
 # show_logs: the tails of this group's logs (inside the nested host they are gone afterwards).
 show_logs() {
     for f in "$WORK"/*.log "$WORK"/*.err; do
@@ -327,6 +395,17 @@ disk-durability-sigkill-pci-mmio)
         head -c 4194304 "$WORK/$name.img" | cmp -s - "$WORK/pattern"
         expect $name-sigkill-keeps-every-byte $? "apus killed with SIGKILL (status $status) right after the guest's report; the image's first 4 MiB equal what the guest made durable"
     done ;;
+balloon-pci-mmio)
+    # virtio-balloon over virtio-pci and virtio-mmio: inflated at boot (size=), deflated and
+    # inflated again by the driver, statistics polled every second; then free page reporting.
+    # apus's RSS must drop by 100 of the balloon's 128 MiB, and by 100 MiB of freed memory.
+    # The legacy interfaces too: Linux's legacy virtio-pci driver writes `actual` a byte at a
+    # time; virtio-mmio version 1.
+    balloon balloon-pci resize 100 size=128M,stats=1 "" --transport pci
+    balloon balloon-mmio resize 100 size=128M,stats=1 "" --transport mmio
+    balloon balloon-report-pci report 100 free-page-reporting=on "" --transport pci
+    balloon balloon-pci-legacy resize 100 size=128M,stats=1 virtio_pci.force_legacy=1 --transport pci-transitional
+    balloon balloon-mmio-legacy resize 100 size=128M,deflate-on-oom=on "" --transport mmio-legacy ;;
 console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).
