@@ -32,7 +32,7 @@ if [ "${1-}" = --list ]; then
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) balloon-pci-mmio:$((5 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
-             net-tap-pci-mmio:$((2 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)) \
+             net-tap-pci-mmio:$((3 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)) \
              net-multiqueue-smp:$((2 * NET_LIMIT)); do
         echo "${g%%:*} ${g##*:}"
     done
@@ -168,16 +168,22 @@ hvc0_input() {
 
 # net_tap NAME NET-OPTIONS ARGS...: the guest on a tap (--net tap=...,NET-OPTIONS) whose host end
 # is 10.0.2.1 (the guest is 10.0.2.15): pings both ways and 64 MiB over TCP each way (busybox
-# nc), checked by sha256 on both sides.
+# nc), checked by sha256 on both sides. NET_WORDS: more kernel command-line words.
 net_tap() {
     n=$1 options=${2:+,$2}; shift 2
     tap=apus-$n mib=64
     ip link del "$tap" 2>/dev/null
-    if ! { ip tuntap add "$tap" mode tap 2>/dev/null || tunctl -t "$tap" >/dev/null 2>&1; }; then
-        result $n-tap-setup FAIL "cannot create tap $tap (needs root, CAP_NET_ADMIN, and the tun module)"
-        return
-    fi
-    ip addr add 10.0.2.1/24 dev "$tap" && ip link set "$tap" up
+    # A single-queue tap is made here and apus attaches to it; a multi-queue one (which busybox
+    # cannot make) apus creates itself, and it is configured once it appears.
+    case $options in
+        *queues=*) created_by_apus=1 ;;
+        *) created_by_apus=0
+           if ! { ip tuntap add "$tap" mode tap 2>/dev/null || tunctl -t "$tap" >/dev/null 2>&1; }; then
+               result $n-tap-setup FAIL "cannot create tap $tap (needs root, CAP_NET_ADMIN, and the tun module)"
+               return
+           fi
+           ip addr add 10.0.2.1/24 dev "$tap" && ip link set "$tap" up ;;
+    esac
     dd if=/dev/urandom of="$WORK/$n-to-guest" bs=1M count=$mib 2>/dev/null
     sha=$(sha256sum "$WORK/$n-to-guest" | cut -d' ' -f1)
     rm -f "$WORK/$n-from-guest"
@@ -186,9 +192,16 @@ net_tap() {
     echo "e2e: booting '$n' ($(date +%T))" >&2
     case $options in *queues=*) q=${options##*queues=}; words="apus.expect.queues=${q%%,*}" ;; *) words= ;; esac
     timeout "$NET_LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
-        --memory 512M --net "tap=$tap$options" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha $words" \
+        --memory 512M --net "tap=$tap$options" "$@" --cmdline "$BASE apus.test=net apus.net.mib=$mib apus.net.sha=$sha $words ${NET_WORDS-}" \
         </dev/null 2>"$WORK/$n.err" &
     pid=$!
+    if [ $created_by_apus = 1 ]; then
+        waited=0
+        until [ -d "/sys/class/net/$tap" ] || ! kill -0 $pid 2>/dev/null || [ $waited -ge 300 ]; do
+            sleep 0.1; waited=$((waited + 1))
+        done
+        ip addr add 10.0.2.1/24 dev "$tap" && ip link set "$tap" up
+    fi
     waited=0
     until grep -aq 'APUS-E2E: net.listening' "$WORK/$n.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
           [ $waited -ge "$NET_LIMIT" ]; do
@@ -412,9 +425,13 @@ console-input-ttyS0-hvc0)
     typed_input ttyS0-input --cmdline "$BASE"
     typed_input hvc0-input --console virtio --transport mmio --cmdline "console=hvc0 panic=-1 quiet loglevel=4" ;;
 net-tap-pci-mmio)
-    # virtio-net on a tap, the data path in apus: over virtio-pci (MSI-X) and virtio-mmio.
+    # virtio-net on a tap, the data path in apus: over virtio-pci (MSI-X) and virtio-mmio, and
+    # Linux's legacy virtio-pci driver on a transitional device.
     net_tap pci "" --transport pci
-    net_tap mmio "" --transport mmio ;;
+    net_tap mmio "" --transport mmio
+    NET_WORDS="virtio_pci.force_legacy=1 apus.expect.version1=0"
+    net_tap legacy "" --transport pci-transitional
+    NET_WORDS= ;;
 net-vhost-pci-mmio)
     # The same with vhost-net: the kernel carries the receive and transmit queues.
     net_tap pci-vhost vhost=on --transport pci

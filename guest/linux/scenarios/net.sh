@@ -29,13 +29,17 @@ fi
 # features is a string of '0'/'1', bit 0 first.
 bits=$(cat "/sys/class/net/$ifc/device/features")
 bit() { [ "$(echo "$bits" | cut -c$(($1 + 1)))" = 1 ]; }
+# apus.expect.version1=0: a legacy driver (virtio_pci.force_legacy=1), which has no VERSION_1.
+required="0:CSUM 1:GUEST_CSUM 15:MRG_RXBUF 16:STATUS 17:CTRL_VQ 32:VERSION_1"
+[ "$(arg apus.expect.version1)" = 0 ] && required="0:CSUM 1:GUEST_CSUM 15:MRG_RXBUF 16:STATUS 17:CTRL_VQ"
 missing=
-for b in 0:CSUM 1:GUEST_CSUM 15:MRG_RXBUF 16:STATUS 17:CTRL_VQ 32:VERSION_1; do
+for b in $required; do
     bit "${b%%:*}" || missing="$missing ${b#*:}"
 done
+[ "$(arg apus.expect.version1)" = 0 ] && bit 32 && missing="$missing (VERSION_1 negotiated by a legacy driver)"
 offloads=
 for b in 7:GUEST_TSO4 8:GUEST_TSO6 11:HOST_TSO4 12:HOST_TSO6 29:EVENT_IDX; do bit "${b%%:*}" && offloads="$offloads ${b#*:}"; done
-if [ -z "$missing" ]; then pass features "negotiated CSUM GUEST_CSUM MRG_RXBUF STATUS CTRL_VQ VERSION_1$offloads"
+if [ -z "$missing" ]; then pass features "negotiated $(echo "$required" | sed 's/[0-9]*://g')$offloads"
 else fail features "not negotiated:$missing (features $bits)"; fi
 
 # apus.expect.queues=N: the interface has N receive and N transmit queues (multiqueue, with the
