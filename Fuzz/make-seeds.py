@@ -352,8 +352,16 @@ def size_parser():
         write("size-parser", "seed-%02d" % i, text.encode())
 
 
+def json_seeds():
+    for i, text in enumerate(['{"command":"stats"}', '{"command":"balloon","bytes":134217728}',
+                              '{"command":"pause"} ', '[1,-2.5e3,true,false,null,"a\\u00e9\\ud83d\\ude00\\n"]',
+                              '{"a":{"b":[{}]}}', '{"command":"stats",}', '{"a":1,"a":2}', '"\\ud800"',
+                              '[[[[[[[[[1]]]]]]]]]', '01', '{"x":"\x01"}', '\xff']):
+        write("json", "seed-%02d" % i, text.encode("latin-1"))
+
+
 if __name__ == "__main__":
-    for target in ("split-queue", "virtio-blk", "virtio-mmio", "virtio-pci", "pci-root", "bzimage", "size-parser"):
+    for target in ("split-queue", "virtio-blk", "virtio-mmio", "virtio-pci", "pci-root", "bzimage", "size-parser", "json"):
         shutil.rmtree(os.path.join(ROOT, target), ignore_errors=True)
     split_queue()
     virtio_blk()
@@ -362,3 +370,4 @@ if __name__ == "__main__":
     pci_root()
     bzimage()
     size_parser()
+    json_seeds()
