@@ -16,3 +16,9 @@ int apus_fallocate(int fd, int mode, long long offset, long long length) {
 int apus_accept_nonblocking(int fd) {
     return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
+
+#include <malloc.h>
+#include <limits.h>
+int apus_disable_heap_trimming(void) {
+    return mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}
