@@ -66,10 +66,11 @@ public final class MachineControl: @unchecked Sendable {
     /// the interrupt controller until the vCPUs run again.
     public func pause(_ completion: @escaping @Sendable (PauseOutcome) -> Void) {
         if isStopping { completion(.stopped); return }
-        // Parking first: a vCPU that sees the bit must find the pause registered.
-        parking.pause(completion)
+        // The bit changes under the parking lock, with the pause it announces: a vCPU that sees
+        // it always finds the pause registered (two clients racing a pause and a resume can
+        // never leave the bit set with no pause to park in).
+        parking.pause(completion) { requests.bitwiseOr(Self.pauseBit, ordering: .acquiringAndReleasing) }
         runners.withLock { list in
-            requests.bitwiseOr(Self.pauseBit, ordering: .acquiringAndReleasing)
             for (vcpu, thread) in list { vcpu.kick(thread: thread) }
         }
     }
@@ -77,10 +78,7 @@ public final class MachineControl: @unchecked Sendable {
     /// Lets parked vCPUs run again. Returns false when the machine was not paused.
     @discardableResult
     public func resume() -> Bool {
-        let was = requests.bitwiseAnd(~Self.pauseBit, ordering: .acquiringAndReleasing).oldValue
-        guard was & Self.pauseBit != 0 else { return false }
-        parking.resume()
-        return true
+        parking.resume { requests.bitwiseAnd(~Self.pauseBit, ordering: .acquiringAndReleasing) }
     }
 
     /// Running, pausing (asked, some vCPU not yet parked), paused, or stopping.
@@ -94,7 +92,7 @@ public final class MachineControl: @unchecked Sendable {
     /// Called on a vCPU thread that found `pendingRequests` nonzero: parks it while the
     /// machine is paused. Returns whether the thread must stop.
     func parkIfPaused() -> Bool {
-        parking.park(while: { self.requests.load(ordering: .acquiring) == Self.pauseBit })
+        parking.park()
         return isStopping
     }
 
@@ -195,10 +193,12 @@ final class VCPUParking: @unchecked Sendable {
         for c in ready { c(.paused) }
     }
 
-    func pause(_ completion: @escaping @Sendable (PauseOutcome) -> Void) {
+    /// Registers a pause; `announce` runs under the lock once it is (it sets the request bit).
+    func pause(_ completion: @escaping @Sendable (PauseOutcome) -> Void, announce: () -> Void) {
         let outcome: PauseOutcome? = locked {
             if stopped { return .stopped }
             paused = true
+            announce()
             if parked == threads { return .paused }
             waiting.append(completion)
             return nil
@@ -206,14 +206,20 @@ final class VCPUParking: @unchecked Sendable {
         if let outcome { completion(outcome) }
     }
 
-    func resume() {
-        let cancelled = locked {
+    /// Ends a pause (false if there was none); `announce` runs under the lock (it clears the
+    /// request bit).
+    func resume(announce: () -> Void) -> Bool {
+        let cancelled: [@Sendable (PauseOutcome) -> Void]? = locked {
+            guard paused else { return nil }
             paused = false
+            announce()
             pthread_cond_broadcast(condition)
             defer { waiting.removeAll() }
             return waiting
         }
+        guard let cancelled else { return false }
         for c in cancelled { c(.resumed) }
+        return true
     }
 
     func stop() {
@@ -226,9 +232,11 @@ final class VCPUParking: @unchecked Sendable {
         for c in cancelled { c(.stopped) }
     }
 
-    /// Parks the calling vCPU thread while `stillPaused()` holds (checked under the lock, so a
-    /// resume or stop between the check and the wait is never missed: both broadcast under it).
-    func park(while stillPaused: () -> Bool) {
+    /// Parks the calling vCPU thread while the machine is paused and not stopped (checked under
+    /// the lock, so a resume or stop between the check and the wait is never missed: both
+    /// broadcast under it). A pause that follows a resume at once keeps a thread that had not
+    /// left yet parked, so "every thread parked" stays true.
+    func park() {
         pthread_mutex_lock(mutex)
         guard paused, !stopped else { pthread_mutex_unlock(mutex); return }
         parked += 1
@@ -238,7 +246,7 @@ final class VCPUParking: @unchecked Sendable {
             for c in ready { c(.paused) }
             pthread_mutex_lock(mutex)
         }
-        while paused && !stopped && stillPaused() { pthread_cond_wait(condition, mutex) }
+        while paused && !stopped { pthread_cond_wait(condition, mutex) }
         parked -= 1
         pthread_mutex_unlock(mutex)
     }
