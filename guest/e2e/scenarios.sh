@@ -29,7 +29,8 @@ if [ "${1-}" = --list ]; then
              pci-transitional-legacy-and-modern-driver:$((3 * LIMIT)) pci-nomsi-intx-disk-rng-hvc0:$((2 * LIMIT)) \
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
-             ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)); do
+             ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
+             control-socket-stats-pause-shutdown:$LIMIT; do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -267,6 +268,48 @@ disk-durability-sigkill-pci-mmio)
         head -c 4194304 "$WORK/$name.img" | cmp -s - "$WORK/pattern"
         expect $name-sigkill-keeps-every-byte $? "apus killed with SIGKILL (status $status) right after the guest's report; the image's first 4 MiB equal what the guest made durable"
     done ;;
+control-socket-stats-pause-shutdown)
+    # apus run --control: live stats, pause (the exit counters stand still), resume, then
+    # `apus ctl shutdown` presses the ACPI power button (GED -> PNP0C0C), the guest's /init
+    # powers off, apus exits 0 and removes its socket.
+    sock=$WORK/apus.sock
+    echo "e2e: booting 'control' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/control.log" \
+        --cpus 2 --control "$sock" --cmdline "$BASE" </dev/null 2>"$WORK/control.err" &
+    pid=$!
+    waited=0
+    until grep -aq 'Interactive shell' "$WORK/control.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
+          [ $waited -ge $((LIMIT * 10)) ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
+    [ "$(stat -c %a "$sock" 2>/dev/null)" = 600 ]
+    expect control-socket-owner-only $? "socket mode $(stat -c %a "$sock" 2>&1)"
+    "$APUS" ctl "$sock" stats >"$WORK/stats.out" 2>&1
+    s=$?
+    grep -q '^state: running' "$WORK/stats.out" && grep -q '^  total: [1-9]' "$WORK/stats.out"
+    expect control-stats-live $([ $s -eq 0 ] && [ $? -eq 0 ]; echo $?) "ctl status $s: $(tr '\n' ' ' <"$WORK/stats.out" | head -c 300)"
+    out=$("$APUS" ctl "$sock" pause 2>&1)
+    expect control-pause $([ "$out" = "state: paused" ]; echo $?) "ctl pause: $out"
+    t1=$("$APUS" ctl "$sock" stats --json 2>&1 | sed -n 's/.*"exits":{"total":\([0-9]*\).*/\1/p')
+    sleep 1
+    t2=$("$APUS" ctl "$sock" stats --json 2>&1 | sed -n 's/.*"exits":{"total":\([0-9]*\).*/\1/p')
+    state=$("$APUS" ctl "$sock" stats 2>&1 | head -n 1)
+    expect control-paused-counters-still $([ -n "$t1" ] && [ "$t1" = "$t2" ] && [ "$state" = "state: paused" ]; echo $?) \
+        "exits $t1 then $t2 one second later; $state"
+    out=$("$APUS" ctl "$sock" resume 2>&1)
+    expect control-resume $([ "$out" = "state: running" ]; echo $?) "ctl resume: $out"
+    out=$("$APUS" ctl "$sock" frobnicate 2>&1); s=$?
+    expect control-unknown-command-fails $([ $s -ne 0 ]; echo $?) "ctl status $s: $out"
+    out=$("$APUS" ctl "$sock" shutdown 2>&1); s=$?
+    expect control-shutdown-accepted $([ $s -eq 0 ]; echo $?) "ctl status $s: $out"
+    wait $pid
+    status=$?
+    crashed control $status
+    expect control-shutdown-exits-0 $([ $status -eq 0 ]; echo $?) "apus exit status $status after the power button"
+    grep -aq 'power button pressed' "$WORK/control.log"
+    expect control-guest-saw-power-button $? "the guest's /init reported the button"
+    [ ! -e "$sock" ]
+    expect control-socket-removed $? "$sock is gone after apus exited" ;;
 console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).
