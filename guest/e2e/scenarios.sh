@@ -287,7 +287,8 @@ control-socket-stats-pause-shutdown)
     "$APUS" ctl "$sock" stats >"$WORK/stats.out" 2>&1
     s=$?
     grep -q '^state: running' "$WORK/stats.out" && grep -q '^  total: [1-9]' "$WORK/stats.out"
-    expect control-stats-live $([ $s -eq 0 ] && [ $? -eq 0 ]; echo $?) "ctl status $s: $(tr '\n' ' ' <"$WORK/stats.out" | head -c 300)"
+    g=$?
+    expect control-stats-live $([ $s -eq 0 ] && [ $g -eq 0 ]; echo $?) "ctl status $s: $(tr '\n' ' ' <"$WORK/stats.out" | head -c 300)"
     out=$("$APUS" ctl "$sock" pause 2>&1)
     expect control-pause $([ "$out" = "state: paused" ]; echo $?) "ctl pause: $out"
     t1=$("$APUS" ctl "$sock" stats --json 2>&1 | sed -n 's/.*"exits":{"total":\([0-9]*\).*/\1/p')
