@@ -205,6 +205,8 @@ public final class Machine: @unchecked Sendable {
             do {
                 try controlServer.start(target: MachineControlTarget(self), sandbox: sandbox, control: control)
             } catch {
+                ioLoop.stop()
+                for loop in deviceLoops { loop.stop() }
                 return .vmmError("\(error)")
             }
         }
