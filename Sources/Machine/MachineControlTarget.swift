@@ -23,7 +23,7 @@ struct MachineControlTarget: ControlTarget {
         let events = machine.events.counts.map {
             JSONValue.object(["source": .string($0.source), "cause": .string($0.cause), "count": .integer($0.count)])
         }
-        return [
+        var members: [(String, JSONValue)] = [
             ("state", .string(machine.control.runState.rawValue)),
             ("vcpus", .integer(machine.vcpus.count)),
             ("exits", .object(exits)),
@@ -31,6 +31,11 @@ struct MachineControlTarget: ControlTarget {
             ("devices", .array(devices)),
             ("device_events", .array(events)),
         ]
+        if let balloon = machine.balloon {
+            let sizes = balloon.sizes
+            members.append(("balloon", .object(["target": .integer(sizes.target), "actual": .integer(sizes.actual)])))
+        }
+        return members
     }
 
     func pause(_ completion: @escaping @Sendable (PauseOutcome) -> Void) { machine.control.pause(completion) }
