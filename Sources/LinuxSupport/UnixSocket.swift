@@ -24,10 +24,12 @@ public enum UnixSocket {
         }
     }
 
-    /// Connects to the socket at `path` (blocking, close-on-exec) and returns the descriptor,
-    /// which the caller closes.
-    public static func connect(_ path: String) throws(SystemError) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// Connects to the socket at `path` (close-on-exec) and returns the descriptor, which the
+    /// caller closes. The connect never waits: a listener whose backlog is full (a server that
+    /// stopped accepting) is `EAGAIN`, not a hang. The descriptor is blocking unless
+    /// `nonblocking`.
+    public static func connect(_ path: String, nonblocking: Bool = false) throws(SystemError) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         if fd < 0 { throw SystemError.current("socket") }
         let rc: Int32
         do {
@@ -41,6 +43,7 @@ public enum UnixSocket {
             close(fd)
             throw e
         }
+        if !nonblocking { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
         return fd
     }
 }
@@ -148,11 +151,13 @@ public final class UnixListener: Sendable {
             throw ListenerError("\(path) exists and is not a socket; refusing to replace it (remove it or choose another path)")
         }
         do {
-            close(try UnixSocket.connect(path))
+            close(try UnixSocket.connect(path, nonblocking: true))
         } catch where error.errno == ECONNREFUSED {
             // Nobody listens: a socket left behind by an apus that did not exit cleanly.
             if unlink(path) != 0 { throw ListenerError("\(path): stale socket, \(SystemError.current("unlink"))") }
             return
+        } catch where error.errno == EAGAIN {
+            throw ListenerError("\(path) is in use: another process listens on it, its backlog full")
         } catch {
             throw ListenerError("\(path) exists and cannot be checked (\(error)); refusing to replace it")
         }

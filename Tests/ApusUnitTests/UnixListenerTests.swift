@@ -53,6 +53,19 @@ import Testing
         #expect(Self.mode(path) == nil)
     }
 
+    @Test func aListenerThatStoppedAcceptingIsInUseNotAHang() throws {
+        let path = Self.scratchPath("backlog")
+        defer { unlink(path) }
+        let live = try UnixListener(path: path, backlog: 1)
+        // Fill the backlog: nobody accepts, so further connections cannot complete.
+        var clients: [Int32] = []
+        defer { for c in clients { close(c) } }
+        while clients.count < 64, let c = try? UnixSocket.connect(path, nonblocking: true) { clients.append(c) }
+        #expect(clients.count < 64, "the backlog never filled")
+        #expect { try UnixListener(path: path) } throws: { "\($0)".contains("is in use") }
+        live.removeSocketFile()
+    }
+
     @Test func aPathReplacedMeanwhileIsNotRemoved() throws {
         let path = Self.scratchPath("replaced")
         defer { unlink(path) }
