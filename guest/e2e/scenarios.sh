@@ -30,7 +30,7 @@ if [ "${1-}" = --list ]; then
              pci-acpi-off-disk:$LIMIT mmio-legacy-disk-rng-hvc0:$((2 * LIMIT)) \
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
-             control-socket-stats-pause-shutdown:$LIMIT; do
+             control-socket-stats-pause-shutdown:$LIMIT control-socket-acpi-off-sigterm:$LIMIT; do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -311,6 +311,31 @@ control-socket-stats-pause-shutdown)
     expect control-guest-saw-power-button $? "the guest's /init reported the button"
     [ ! -e "$sock" ]
     expect control-socket-removed $? "$sock is gone after apus exited" ;;
+control-socket-acpi-off-sigterm)
+    # Without ACPI the guest has no power button: `shutdown` is an error reply and changes
+    # nothing; SIGTERM still ends apus cleanly (143) and the socket goes with it.
+    sock=$WORK/apus.sock
+    echo "e2e: booting 'control-acpi-off' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/control-acpi-off.log" \
+        --acpi off --control "$sock" --cmdline "$BASE" </dev/null 2>"$WORK/control-acpi-off.err" &
+    pid=$!
+    waited=0
+    until grep -aq 'Interactive shell' "$WORK/control-acpi-off.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
+          [ $waited -ge $((LIMIT * 10)) ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
+    out=$("$APUS" ctl "$sock" shutdown 2>&1); s=$?
+    case $out in *"no power button"*) ok=0 ;; *) ok=1 ;; esac
+    expect control-acpi-off-shutdown-refused $([ $s -eq 1 ] && [ $ok -eq 0 ]; echo $?) "ctl status $s: $out"
+    state=$("$APUS" ctl "$sock" stats 2>&1 | head -n 1)
+    expect control-acpi-off-still-running $([ "$state" = "state: running" ]; echo $?) "after the refused shutdown: $state"
+    kill -TERM $pid
+    wait $pid
+    status=$?
+    crashed control-acpi-off $status
+    expect control-acpi-off-sigterm-exits-143 $([ $status -eq 143 ]; echo $?) "apus exit status $status after SIGTERM"
+    [ ! -e "$sock" ]
+    expect control-acpi-off-socket-removed $? "$sock is gone after apus exited" ;;
 console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).
