@@ -102,7 +102,7 @@ bench-smoke: release guest-linux guest-linux-fio
 # their own build directory. The manifest declares them only when APUS_FUZZ is set, and only
 # one product at a time: SwiftPM parses every executable as a library under --sanitize fuzzer,
 # which `apus`'s top-level main.swift cannot be.
-FUZZ_TARGETS := split-queue virtio-blk virtio-net virtio-mmio virtio-pci pci-root bzimage size-parser
+FUZZ_TARGETS := split-queue virtio-blk virtio-net virtio-mmio virtio-pci pci-root bzimage size-parser json
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_BUILD := .build-fuzz

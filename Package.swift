@@ -6,6 +6,7 @@
 //   CSeccomp      libseccomp (Debian libseccomp-dev), a system library
 //   CFatalSignal  the async-signal-safe fatal-signal handler (terminal restore, seccomp report)
 //   ByteOrder     little-endian byte helpers (a leaf: every module that reads or builds bytes)
+//   JSON          a strict, bounded JSON parser and writer (the control socket's protocol; a leaf)
 //   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals,
 //                 the terminal, seccomp filters
 //   GuestMemory   guest-physical RAM with bounds-checked access
@@ -36,6 +37,7 @@ let package = Package(
         .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
         .target(name: "CFatalSignal"),
         .target(name: "ByteOrder", swiftSettings: strict),
+        .target(name: "JSON", swiftSettings: strict),
         .target(name: "Diagnostics", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
@@ -47,20 +49,20 @@ let package = Package(
         .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "Diagnostics", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
+            dependencies: ["CKVM", "Diagnostics", "JSON", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
-            dependencies: ["Machine", "Devices", "KVM", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Machine", "Devices", "JSON", "KVM", "LinuxSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "JSON", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "JSON", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )
@@ -80,6 +82,7 @@ if Context.environment["APUS_FUZZ"] != nil {
         ("pci-root", ["GuestMemory", "Virtio", "Devices", "PCI", "DeviceBus"]),
         ("bzimage", ["Boot"]),
         ("size-parser", ["ApusCLI"]),
+        ("json", ["JSON"]),
     ]
     package.targets.append(.target(name: "FuzzKit", dependencies: ["GuestMemory", "LinuxSupport", "Virtio", "Devices", "PCI"],
                                    path: "Fuzz/FuzzKit", swiftSettings: strict))

@@ -390,8 +390,16 @@ def virtio_net():
     seed("multiqueue", 1 | 2 | 4 | 16, [1514, 60], [1536, 1536], [100], [bytes([4, 0, 2, 0])])
 
 
+def json_seeds():
+    for i, text in enumerate(['{"command":"stats"}', '{"command":"balloon","bytes":134217728}',
+                              '{"command":"pause"} ', '[1,-2.5e3,true,false,null,"a\\u00e9\\ud83d\\ude00\\n"]',
+                              '{"a":{"b":[{}]}}', '{"command":"stats",}', '{"a":1,"a":2}', '"\\ud800"',
+                              '[[[[[[[[[1]]]]]]]]]', '01', '{"x":"\x01"}', '\xff']):
+        write("json", "seed-%02d" % i, text.encode("latin-1"))
+
+
 if __name__ == "__main__":
-    for target in ("split-queue", "virtio-blk", "virtio-net", "virtio-mmio", "virtio-pci", "pci-root", "bzimage", "size-parser"):
+    for target in ("split-queue", "virtio-blk", "virtio-net", "virtio-mmio", "virtio-pci", "pci-root", "bzimage", "size-parser", "json"):
         # Seeds are rewritten; inputs that once found a bug (regression-*) stay.
         directory = os.path.join(ROOT, target)
         for name in os.listdir(directory) if os.path.isdir(directory) else []:
@@ -405,3 +413,4 @@ if __name__ == "__main__":
     pci_root()
     bzimage()
     size_parser()
+    json_seeds()

@@ -7,11 +7,13 @@ APUS=${1:?apus binary} KERNEL=${2:?kernel} INITRD=${3:?initrd}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 passed=0 failed=0
 
-# case NAME EXPECTED-TEXT -- ARGS...
-case_() {
-    local name=$1 expected=$2; shift 3
+# case NAME EXPECTED-TEXT -- ARGS...   (ARGS of `apus run`; ctl_case: of `apus ctl`)
+case_() { run_case run "$@"; }
+ctl_case() { run_case ctl "$@"; }
+run_case() {
+    local subcommand=$1 name=$2 expected=$3; shift 4
     local status=0
-    "$APUS" run "$@" >"$work/out" 2>"$work/err" </dev/null || status=$?
+    "$APUS" "$subcommand" "$@" >"$work/out" 2>"$work/err" </dev/null || status=$?
     local lines; lines=$(grep -c . "$work/err")
     if [ "$status" -ne 0 ] && [ "$lines" -eq 1 ] && grep -q -- "$expected" "$work/err" && [ ! -s "$work/out" ]; then
         echo "PASS $name: status $status: $(cat "$work/err")"
@@ -49,6 +51,15 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
 fi
 case_ balloon-bad-option "is invalid for '--balloon" -- --kernel "$KERNEL" --balloon colour=red
 case_ balloon-larger-than-ram "more than the guest's --memory" -- --kernel "$KERNEL" --memory 256M --balloon size=1G
+# --control never replaces a file that is not a stale socket, and says so before booting.
+printf 'precious\n' > "$work/not-a-socket"
+case_ control-over-a-file "exists and is not a socket; refusing to replace it" -- --kernel "$KERNEL" --initrd "$INITRD" --control "$work/not-a-socket"
+grep -q precious "$work/not-a-socket" || { echo "FAIL control-over-a-file: the file was changed"; failed=$((failed + 1)); }
+case_ control-path-too-long "longer than 107 bytes" -- --kernel "$KERNEL" --initrd "$INITRD" --control "$work/$(head -c 120 /dev/zero | tr "\0" b)"
+ctl_case ctl-no-socket "cannot reach $work/nope" -- "$work/nope" stats
+ctl_case ctl-unknown-command "unknown command 'reboot'" -- "$work/nope" reboot
+ctl_case ctl-balloon-bad-size "is not a size" -- "$work/nope" balloon lots
+ctl_case ctl-balloon-no-size "balloon takes one SIZE" -- "$work/nope" balloon
 
 echo "cli-errors: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

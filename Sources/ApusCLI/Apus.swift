@@ -13,9 +13,11 @@ public struct Apus: ParsableCommand {
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/pio-loop.bin --trace exits --stats
           apus run --bare guest/build/bare/smp.bin --cpus 2 --memory 64M
+          apus run --kernel vmlinuz --initrd initrd.img --control /tmp/apus.sock
+          apus ctl /tmp/apus.sock stats
           apus bench exits
         """,
-        subcommands: [RunCommand.self, BenchCommand.self],
+        subcommands: [RunCommand.self, CtlCommand.self, BenchCommand.self],
         defaultSubcommand: nil)
 
     public init() {}

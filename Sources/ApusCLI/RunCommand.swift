@@ -25,6 +25,10 @@ public struct RunCommand: ParsableCommand {
         one line naming the call and the thread (status 159, SIGSYS). --seccomp off runs without \
         filters, for debugging. The terminal is restored on every way out, a crash included.
 
+        --control PATH serves a Unix socket (mode 0600, removed on exit; a stale one left by a \
+        crashed apus is replaced, any other existing file is refused) that 'apus ctl PATH' talks \
+        to: live statistics, pause and resume, an ACPI power-button shutdown, the balloon.
+
         Exit status: 0 when the guest powers off; 32 when it reboots; the byte a bare guest writes \
         to the debug-exit port (0x501); 70 when the guest crashes (triple fault, failed entry, KVM \
         internal error — with a register dump); 71 when apus fails; 128+N on signal N (Ctrl-A x \
@@ -46,6 +50,7 @@ public struct RunCommand: ParsableCommand {
           apus run --kernel vmlinuz --initrd initrd.img --memory 1G --balloon size=256M,stats=5
           apus run --bare guest/build/bare/hello.bin
           apus run --bare guest/build/bare/mmio-loop.bin --trace exits --stats
+          apus run --kernel vmlinuz --initrd initrd.img --control /tmp/apus.sock   (then: apus ctl /tmp/apus.sock stats)
         """)
 
     @Option(name: .long, help: ArgumentHelp("Linux kernel (bzImage) to boot.", valueName: "file"))
@@ -96,6 +101,9 @@ public struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "When the guest stops, print exit statistics and boot times.")
     public var stats = false
 
+    @Option(name: .long, help: ArgumentHelp("Serve a control socket at PATH (owner-only; removed on exit) for 'apus ctl PATH': stats, pause, resume, shutdown, balloon.", valueName: "path"))
+    public var control: String?
+
     @Option(name: .long, help: ArgumentHelp("Confine each thread with a seccomp allow-list (on), or run without filters to debug (off).", valueName: "on|off"))
     public var seccomp: Toggle = .on
 
@@ -129,6 +137,7 @@ public struct RunCommand: ParsableCommand {
             + (console == .virtio ? [.console] : []) + net.map { .net($0) }
             + (balloon.map { [.balloon($0.options)] } ?? [])
         config.seccomp = SeccompSettings(enabled: seccomp == .on, probe: seccompProbe)
+        config.controlSocketPath = control
         do {
             try config.validate()
         } catch {

@@ -168,3 +168,31 @@ public struct ACPITables: Sendable {
         return table("APIC", revision: 5, body: body.bytes)
     }
 }
+
+/// The power button of a hardware-reduced machine, as AML for `\_SB`: a Generic Event Device
+/// (`ACPI0013`, ACPI 6.5 §5.6.9) whose interrupt runs its `_EVT` method, which notifies a
+/// power button device (`PNP0C0C`) with 0x80, "pressed".
+///
+/// A hardware-reduced machine has no PM1 event block and no SCI, so the fixed-feature power
+/// button does not exist; GED is what such machines (cloud-hypervisor, Firecracker, QEMU's
+/// microvm and virt) use instead. Linux's GED driver is built in wherever ACPI is; the button
+/// driver (`button.ko`, CONFIG_ACPI_BUTTON) turns the notification into a KEY_POWER input
+/// event — what happens then is up to the guest's userspace (systemd-logind, acpid, or the
+/// demo guest's /init).
+public enum ACPIPowerButton {
+    /// The two devices; `gsi` is the GED's interrupt (edge-triggered, active high).
+    public static func dsdtDevices(gsi: UInt32) -> [[UInt8]] {
+        let ged = AML.device("GED0", [
+            AML.name("_HID", AML.string("ACPI0013")),
+            AML.name("_UID", AML.integer(0)),
+            AML.name("_CRS", AML.resourceTemplate([AML.interrupt(gsi, edge: true)])),
+            // One event source, so no register to read: any interrupt is the button.
+            AML.method("_EVT", arguments: 1, [AML.notify("\\_SB.PWRB", 0x80)]),
+        ])
+        let button = AML.device("PWRB", [
+            AML.name("_HID", AML.eisaID("PNP0C0C")),
+            AML.name("_UID", AML.integer(0)),
+        ])
+        return [ged, button]
+    }
+}

@@ -9,6 +9,7 @@ public enum AML {
     static let stringPrefix: UInt8 = 0x0D, qwordPrefix: UInt8 = 0x0E
     static let scopeOp: UInt8 = 0x10, bufferOp: UInt8 = 0x11, packageOp: UInt8 = 0x12
     static let extOpPrefix: UInt8 = 0x5B, deviceOp: UInt8 = 0x82
+    static let methodOp: UInt8 = 0x14, notifyOp: UInt8 = 0x86
 
     /// PkgLength (§20.2.4): encodes `contentLength` plus the length field itself, in 1–4 bytes.
     public static func packageLength(_ contentLength: Int) -> [UInt8] {
@@ -81,6 +82,19 @@ public enum AML {
     public static func device(_ name: String, _ terms: [[UInt8]]) -> [UInt8] {
         let body = namePath(name) + terms.flatMap { $0 }
         return [extOpPrefix, deviceOp] + packageLength(body.count) + body
+    }
+
+    /// `Method(name, argumentCount, NotSerialized) { terms }`.
+    public static func method(_ name: String, arguments: UInt8, _ terms: [[UInt8]]) -> [UInt8] {
+        precondition(arguments <= 7)
+        let body = namePath(name) + [arguments] + terms.flatMap { $0 }
+        return [methodOp] + packageLength(body.count) + body
+    }
+
+    /// `Notify(path, value)`: tells the OS about an event on the device at `path` (0x80 on a
+    /// button device: it was pressed).
+    public static func notify(_ path: String, _ value: UInt64) -> [UInt8] {
+        [notifyOp] + namePath(path) + integer(value)
     }
 
     /// A compressed EISA ID such as `PNP0A08` (§19.3.4): three letters in 5-bit groups, then

@@ -11,3 +11,14 @@ int apus_set_thread_name(pthread_t thread, const char *name) {
 int apus_fallocate(int fd, int mode, long long offset, long long length) {
     return fallocate(fd, mode, offset, length);
 }
+
+#include <sys/socket.h>
+int apus_accept_nonblocking(int fd) {
+    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+#include <malloc.h>
+#include <limits.h>
+int apus_disable_heap_trimming(void) {
+    return mallopt(M_TRIM_THRESHOLD, INT_MAX);
+}

@@ -47,6 +47,14 @@ public final class GuestEventLog: Sendable {
         }
     }
 
+    /// Every cause reported so far and how often, by source and cause (`apus ctl stats`).
+    public var counts: [(source: String, cause: String, count: Int)] {
+        seen.withLock { s in
+            s.map { (source: $0.key.source, cause: $0.key.cause, count: $0.value) }
+                .sorted { ($0.source, $0.cause) < ($1.source, $1.cause) }
+        }
+    }
+
     /// The count of one cause (for tests).
     public func count(_ source: String, cause: String) -> Int { seen.withLock { $0[Key(source: source, cause: cause)] ?? 0 } }
 

@@ -1,3 +1,4 @@
+import CKVM
 import CSeccomp
 import Glibc
 
@@ -102,11 +103,23 @@ public struct SeccompFilter: Sendable {
         // The report needs the handler, the names and the label before the first violation.
         FatalSignals.install()
         _ = Self.syscallNamesForReports
+        _ = Self.noThreadHeapTrimming
         rc = seccomp_load(context)
         if rc < 0 { throw SystemError("seccomp: load the \(label) filter", errno: -rc) }
         FatalSignals.labelCurrentThread(label)
         FatalSignals.markCurrentThreadConfined()
     }
+
+    /// glibc's malloc opens /proc/sys/vm/overcommit_memory the first time it shrinks the heap
+    /// of a thread's arena (`check_may_shrink_heap`, after a thread freed more than the trim
+    /// threshold at the top of its heap): on a confined thread that `openat` is a violation —
+    /// the control thread met it freeing a slow client's replies. So heaps are never trimmed:
+    /// with the threshold at its maximum, `heap_trim` returns before `shrink_heap`, process-wide,
+    /// set once before the first filter. Freed memory stays in its arena for reuse (the main
+    /// arena no longer gives its top back with `sbrk` either); guest RAM is separate mappings.
+    private static let noThreadHeapTrimming: Void = {
+        _ = apus_disable_heap_trimming()
+    }()
 
     /// Hands every system call name to the fatal-signal handler, once per process.
     private static let syscallNamesForReports: Void = {

@@ -27,7 +27,9 @@ extension Machine {
                          sleepStatus: base + UInt16(AcpiPowerDevice.sleepStatus),
                          reset: base + UInt16(AcpiPowerDevice.reset),
                          resetValue: AcpiPowerDevice.resetValue),
-            dsdtDevices: [com1] + virtioMMIODSDTDevices() + pciDSDTDevices(), ecam: pciECAM())
+            dsdtDevices: [com1] + virtioMMIODSDTDevices() + pciDSDTDevices()
+                + (powerButton != nil ? ACPIPowerButton.dsdtDevices(gsi: MemoryMap.PowerPorts.powerButtonGSI) : []),
+            ecam: pciECAM())
     }
 
     /// RAM below the EBDA, the reserved BIOS area, RAM from 1 MiB to the hole, RAM above 4 GiB.

@@ -30,6 +30,8 @@ extension Machine {
         // Kernels without ACPI can still find virtio-mmio devices on the command line.
         var boot = boot
         if !boot.acpi { boot.commandLine += virtioMMIOCommandLine() }
+        // Only ACPI tells the guest of the power button: without them there is none to press.
+        if !boot.acpi { powerButton = nil }
         let image = try BzImage(boot.kernel)
         let lowRAMEnd = memory.regions.first { $0.start.rawValue == 0 }.map { $0.size } ?? 0
         let layout = try LinuxLayout(image: image, initrdSize: boot.initrd.count,

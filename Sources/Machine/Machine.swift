@@ -57,6 +57,25 @@ public final class Machine: @unchecked Sendable {
     func keep(_ object: AnyObject) { keepAlive.append(object) }
     /// Exit counts of the last `run`, merged over all vCPUs.
     public private(set) var statistics: ExitStatistics?
+    /// Each vCPU's counters during `run` (read live by `liveStatistics`).
+    private let exitCounters = Mutex<[LiveExitCounters]>([])
+    /// The control socket (`--control`), served while `run` runs.
+    public internal(set) var controlServer: ControlServer?
+    /// The power button, on a Linux board described with ACPI (`apus ctl shutdown`).
+    public internal(set) var powerButton: PowerButton?
+
+    /// The exit counts so far, merged over all vCPUs; readable from any thread while the
+    /// machine runs (all zero before `run`).
+    public func liveStatistics() -> ExitStatistics {
+        var total = ExitStatistics(pioDevices: pio.entries.count, mmioDevices: mmio.entries.count)
+        for s in liveVCPUStatistics() { total.merge(s) }
+        return total
+    }
+
+    /// The exit counts so far of each vCPU, in vCPU order (empty before `run`).
+    public func liveVCPUStatistics() -> [ExitStatistics] {
+        exitCounters.withLock { $0 }.map { $0.snapshot() }
+    }
 
     /// Builds the VM, in the order KVM requires: VM → TSS/identity map → irqchip → PIT →
     /// memory → vCPUs (each with CPUID, MSRs, FPU, LAPIC) → legacy devices.
@@ -214,22 +233,34 @@ public final class Machine: @unchecked Sendable {
             return .vmmError("\(error)")
         }
         let tracer = config.traceExits ? ExitTracer(pio: pio, mmio: mmio) : nil
-        let results = Mutex<[ExitStatistics]>([])
+        let counters = vcpus.map { _ in LiveExitCounters(pioDevices: pio.entries.count, mmioDevices: mmio.entries.count) }
+        exitCounters.withLock { $0 = counters }
+        if let controlServer {
+            do {
+                try controlServer.start(target: MachineControlTarget(self), sandbox: sandbox, control: control)
+            } catch {
+                ioLoop.stop()
+                for loop in deviceLoops { loop.stop() }
+                return .vmmError("\(error)")
+            }
+        }
         var threads: [PosixThread] = []
-        for vcpu in vcpus {
-            let runner = VCPURunner(vcpu: vcpu, pio: pio, mmio: mmio, control: control, tracer: tracer)
+        for (vcpu, stats) in zip(vcpus, counters) {
+            let runner = VCPURunner(vcpu: vcpu, pio: pio, mmio: mmio, control: control, tracer: tracer, stats: stats)
             let name = "apus-vcpu\(vcpu.id)"
+            control.parking.threadStarting()
             do {
                 let thread = try PosixThread.start(name: name) {
+                    defer { control.parking.threadEnded() }
                     unblockKickSignal()
                     // Before the first KVM_RUN: from here on the guest can act.
                     guard sandbox.confineOrStop(.vcpu, name: name, vcpuFD: vcpu.fd, control: control) else { return }
-                    let stats = runner.run()
-                    results.withLock { $0.append(stats) }
+                    runner.run()
                 }
                 control.attach(vcpu, thread: thread)
                 threads.append(thread)
             } catch {
+                control.parking.threadEnded()
                 control.requestStop(.vmmError("\(error)"))
             }
         }
@@ -239,11 +270,10 @@ public final class Machine: @unchecked Sendable {
         control.waitForStop()
         control.detachAll()
         for t in threads { t.join() }
+        controlServer?.stop()
         ioLoop.stop()
         for loop in deviceLoops { loop.stop() }
-        var total = ExitStatistics(pioDevices: pio.entries.count, mmioDevices: mmio.entries.count)
-        for s in results.withLock({ $0 }) { total.merge(s) }
-        statistics = total
+        statistics = liveStatistics()
         return control.stopReason ?? .vmmError("the vCPUs stopped without a reason")
     }
 }

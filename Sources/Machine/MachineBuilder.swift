@@ -24,6 +24,7 @@ extension Machine {
         let machine = try Machine(config: config)
         try machine.installPlatformDevices(board)
         try machine.installVirtioDevices()
+        try machine.installControlSocket()
         return machine
     }
 
@@ -34,8 +35,12 @@ extension Machine {
         }
     }
 
-    /// The ACPI power registers and the i8042 reset port.
+    /// The ACPI power registers, the power button (an irqfd on its GED's line) and the i8042
+    /// reset port.
     func installPowerDevices() throws {
+        let buttonLine = try interrupts.irqfd(gsi: MemoryMap.PowerPorts.powerButtonGSI)
+        keep(buttonLine)
+        powerButton = PowerButton(interrupt: buttonLine)
         let control = self.control
         try registerPIO(AcpiPowerDevice(onPowerOff: { control.requestStop(.powerOff) },
                                         onReset: { control.requestStop(.reboot) }),
@@ -74,6 +79,17 @@ extension Machine {
                 try addVirtio(device, loop: loop)
                 balloon = device
             }
+        }
+    }
+
+    /// The control socket, when the config asks for one: created now, so that a path apus
+    /// must not take is an error before any guest starts; served by `run`.
+    func installControlSocket() throws {
+        guard let path = config.controlSocketPath else { return }
+        do {
+            controlServer = try ControlServer(path: path)
+        } catch {
+            throw MachineError("--control \(error)")
         }
     }
 }

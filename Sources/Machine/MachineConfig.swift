@@ -29,6 +29,9 @@ public struct MachineConfig: Sendable {
     public var log: @Sendable (String) -> Void = { fputsError("apus: \($0)") }
     /// Whether `run` confines its threads with seccomp allow-lists (see `ThreadSandbox`).
     public var seccomp = SeccompSettings()
+    /// Where to create the control socket (`--control`), if anywhere: served while the
+    /// machine runs, removed when it stops.
+    public var controlSocketPath: String?
 
     public init() {}
 

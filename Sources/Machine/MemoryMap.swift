@@ -73,6 +73,9 @@ public enum MemoryMap {
         public static let base: UInt16 = 0x600
         /// The i8042 command/status port.
         public static let i8042Command: UInt16 = 0x64
+        /// The interrupt of the ACPI power button's Generic Event Device: IRQ 9, the SCI's line
+        /// on a PC, which a hardware-reduced board (no SCI) leaves free.
+        public static let powerButtonGSI: UInt32 = 9
     }
 
     /// virtio-mmio devices: one 4 KiB slot each from here; each takes an IOAPIC pin from the

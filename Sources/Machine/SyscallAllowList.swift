@@ -13,6 +13,8 @@ public enum ThreadKind: String, Sendable, CaseIterable {
     /// The main thread once the guest runs, and the signal watcher: wait for the stop, tear
     /// down, report, exit.
     case main
+    /// The control socket's thread (`--control`): accept clients, read requests, write replies.
+    case control
 }
 
 /// What each kind of apus thread may ask of the kernel while the guest runs. Everything else —
@@ -25,7 +27,9 @@ public enum ThreadKind: String, Sendable, CaseIterable {
 /// docs/security.md ("seccomp") gives the reason for every entry: keep the two in step.
 public enum SyscallAllowList {
     /// The filter for a `kind` thread. `vcpuFD` is the vCPU a vCPU thread runs.
+    /// `directoryFD` is the directory of the control socket, for a control thread.
     public static func filter(for kind: ThreadKind, label: String, vmFD: Int32, vcpuFD: Int32? = nil,
+                              directoryFD: Int32? = nil,
                               violation: SeccompFilter.Violation = .trap) -> SeccompFilter {
         var f = SeccompFilter(label: label, violation: violation)
         addEveryThread(to: &f)
@@ -33,6 +37,7 @@ public enum SyscallAllowList {
         case .vcpu: addVCPU(to: &f, vcpuFD: vcpuFD ?? -1, vmFD: vmFD)
         case .deviceIO: addDeviceIO(to: &f, vmFD: vmFD)
         case .main: addMain(to: &f)
+        case .control: addControl(to: &f, directoryFD: directoryFD ?? -1)
         }
         return f
     }
@@ -121,5 +126,20 @@ public enum SyscallAllowList {
     static func addMain(to f: inout SeccompFilter) {
         // The signal watcher's sigwait.
         f.allow("rt_sigtimedwait")
+    }
+
+    /// The control socket's thread. Its socket was bound and its directory opened before it
+    /// was confined: it can take connections on what it has, never make a new socket or open
+    /// a file.
+    static func addControl(to f: inout SeccompFilter, directoryFD: Int32) {
+        // The loop: wait on the listener, the clients and its wake-up eventfd; take a
+        // connection; read requests; drain the eventfd. Replies go out with send(MSG_NOSIGNAL),
+        // which is sendto.
+        f.allow(["poll", "ppoll", "accept4", "read", "sendto"])
+        // At the end it removes its socket file, checking first that the name still is that
+        // socket: only in the socket's own directory, through the descriptor opened at bind.
+        let directory = UInt32(bitPattern: directoryFD)
+        f.allow("newfstatat", .equals(0, directory))
+        f.allow("unlinkat", .equals(0, directory))
     }
 }

@@ -36,10 +36,10 @@ public struct ThreadSandbox: Sendable {
     /// Confines the calling thread as a `kind` thread named `name`; does nothing when seccomp
     /// is off. Throws if the filter cannot be installed: the caller must then stop the machine
     /// rather than run the guest unconfined.
-    public func confine(_ kind: ThreadKind, name: String, vcpuFD: Int32? = nil) throws(SystemError) {
+    public func confine(_ kind: ThreadKind, name: String, vcpuFD: Int32? = nil, directoryFD: Int32? = nil) throws(SystemError) {
         guard settings.enabled else { return }
         let filter = SyscallAllowList.filter(for: kind, label: "\(name) (\(kind.rawValue) filter)", vmFD: vmFD,
-                                             vcpuFD: vcpuFD, violation: settings.violation)
+                                             vcpuFD: vcpuFD, directoryFD: directoryFD, violation: settings.violation)
         try filter.apply()
         if settings.probe == kind { try probe(kind) }
     }
@@ -47,9 +47,10 @@ public struct ThreadSandbox: Sendable {
     /// `confine`, and if that fails, stops the machine with the reason (a guest must not run
     /// unconfined when seccomp was asked for). Returns whether the thread may go on.
     @discardableResult
-    public func confineOrStop(_ kind: ThreadKind, name: String, vcpuFD: Int32? = nil, control: MachineControl) -> Bool {
+    public func confineOrStop(_ kind: ThreadKind, name: String, vcpuFD: Int32? = nil, directoryFD: Int32? = nil,
+                              control: MachineControl) -> Bool {
         do {
-            try confine(kind, name: name, vcpuFD: vcpuFD)
+            try confine(kind, name: name, vcpuFD: vcpuFD, directoryFD: directoryFD)
             return true
         } catch {
             control.requestStop(.vmmError("\(error) (--seccomp off runs without filters)"))

@@ -7,17 +7,26 @@ import KVM
 ///
 /// This is the hot path of every exit that reaches userspace. It allocates nothing: the exit
 /// is decoded into an enum holding pointers into `kvm_run`, the bus lookup is a binary search
-/// over an immutable array, and statistics are plain integers owned by this thread.
+/// over an immutable array, and statistics are counters only this thread writes (readable
+/// live by others, without locks: `LiveExitCounters`). A stop or pause request costs one load
+/// per exit to notice.
 struct VCPURunner {
     let vcpu: VCPU
     let pio: Bus
     let mmio: Bus
     let control: MachineControl
     let tracer: ExitTracer?
+    let stats: LiveExitCounters
 
-    func run() -> ExitStatistics {
-        var stats = ExitStatistics(pioDevices: pio.entries.count, mmioDevices: mmio.entries.count)
-        while !control.isStopping {
+    func run() {
+        while true {
+            let requests = control.pendingRequests
+            if requests != 0 {
+                if requests & MachineControl.stopBit != 0 { break }
+                // Paused: out of KVM_RUN until resumed (or stopped while parked).
+                if control.parkIfPaused() { break }
+                continue
+            }
             let exit: VCPUExit
             do {
                 exit = try vcpu.runOnce()
@@ -27,9 +36,9 @@ struct VCPURunner {
             }
             switch exit {
             case let .io(io):
-                handle(io, &stats)
+                handle(io)
             case let .mmio(access):
-                handle(access, &stats)
+                handle(access)
             case .interrupted:
                 stats.count(.interrupted)
             case .shutdown:
@@ -58,11 +67,10 @@ struct VCPURunner {
                 control.requestStop(.guestCrash(CrashReport.describe(vcpu, what: "unhandled exit reason \(reason)")))
             }
         }
-        return stats
     }
 
     @inline(__always)
-    private func handle(_ io: PortIO, _ stats: inout ExitStatistics) {
+    private func handle(_ io: PortIO) {
         var entry: Bus.Entry?
         // `rep ins/outs` deliver `count` accesses in one exit, back to back in the data page.
         for i in 0..<io.count {
@@ -75,7 +83,7 @@ struct VCPURunner {
         }
         if let entry {
             stats.count(io.isWrite ? .pioWrite : .pioRead)
-            stats.byPIODevice[entry.index] &+= 1
+            stats.countPIO(device: entry.index)
         } else {
             stats.count(.pioUnclaimed)
         }
@@ -83,7 +91,7 @@ struct VCPURunner {
     }
 
     @inline(__always)
-    private func handle(_ access: MMIOAccess, _ stats: inout ExitStatistics) {
+    private func handle(_ access: MMIOAccess) {
         let entry: Bus.Entry?
         if access.isWrite {
             entry = mmio.write(access.address, data: UnsafeRawBufferPointer(start: access.data, count: access.length))
@@ -92,7 +100,7 @@ struct VCPURunner {
         }
         if let entry {
             stats.count(access.isWrite ? .mmioWrite : .mmioRead)
-            stats.byMMIODevice[entry.index] &+= 1
+            stats.countMMIO(device: entry.index)
         } else {
             stats.count(.mmioUnclaimed)
         }

@@ -85,9 +85,11 @@ import Virtio
                         }
                         closedir(dir)
                     }
+                    // A thread is seen the moment it exists, maybe before it confined itself:
+                    // wait until none is unconfined (or the deadline, and the check fails).
                     if found.count == 3 {
                         seen.withLock { $0 = found }
-                        break
+                        if !found.values.contains("0/0") { break }
                     }
                     usleep(20_000)
                 }
@@ -105,10 +107,15 @@ import Virtio
     func aForbiddenCallEndsApusWithItsNameAndThread(_ kind: ThreadKind) throws {
         guard KVMTestSupport.kvmAvailable(), let apus = ApusProcess.executable() else { return }
         let guest = "\(KVMTestSupport.repositoryRoot)/guest/build/bare/hello.bin"
-        let child = try ApusProcess.Child(apus, ["run", "--bare", guest, "--seccomp-probe", kind.rawValue])
+        // A control thread exists only with --control.
+        let socket = "/tmp/apus-seccomp-probe-\(getpid()).sock"
+        defer { unlink(socket) }
+        let control = kind == .control ? ["--control", socket] : []
+        let child = try ApusProcess.Child(apus, ["run", "--bare", guest, "--seccomp-probe", kind.rawValue] + control)
         let outcome = child.wait()
         // The signal watcher shares the main thread's list; whichever is confined first calls.
-        let threads = ["vcpu": ["apus-vcpu0"], "io": ["apus-io"], "main": ["main", "apus-signals"]][kind.rawValue]!
+        let threads = ["vcpu": ["apus-vcpu0"], "io": ["apus-io"], "main": ["main", "apus-signals"],
+                       "control": ["apus-control"]][kind.rawValue]!
         #expect(outcome.status == 128 + SIGSYS, "\(outcome.standardError)")
         #expect(threads.contains { outcome.standardError.contains("apus: seccomp: forbidden system call socket (41) in thread \($0) (\(kind.rawValue) filter)") },
                 "\(outcome.standardError)")

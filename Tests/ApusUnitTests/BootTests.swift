@@ -187,3 +187,29 @@ func fakeBzImage(version: UInt16 = 0x020F, xloadflags: UInt16 = 1, loadflags: UI
         #expect(Int(dev[2]) == dev.count - 2)
     }
 }
+
+/// The power button's AML, byte for byte where iasl's output is known.
+@Suite struct ACPIPowerButtonTests {
+    @Test func methodAndNotifyEncodeAsIaslDoes() {
+        // iasl: Method (_EVT, 1, NotSerialized) { Notify (\_SB.PWRB, 0x80) }
+        let method = AML.method("_EVT", arguments: 1, [AML.notify("\\_SB.PWRB", 0x80)])
+        #expect(method == [0x14, 0x13, 0x5F, 0x45, 0x56, 0x54, 0x01,
+                           0x86, 0x5C, 0x2E, 0x5F, 0x53, 0x42, 0x5F, 0x50, 0x57, 0x52, 0x42, 0x0A, 0x80])
+    }
+
+    @Test func aGenericEventDeviceAndAPowerButton() {
+        let devices = ACPIPowerButton.dsdtDevices(gsi: 9)
+        #expect(devices.count == 2)
+        let ged = devices[0], button = devices[1]
+        func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+            haystack.count >= needle.count && (0...(haystack.count - needle.count)).contains { Array(haystack[$0..<$0 + needle.count]) == needle }
+        }
+        #expect(contains(ged, AML.name("_HID", AML.string("ACPI0013"))))
+        // Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive) { 9 }
+        #expect(contains(ged, [0x89, 0x06, 0x00, 0x03, 0x01, 0x09, 0x00, 0x00, 0x00]))
+        #expect(contains(ged, AML.method("_EVT", arguments: 1, [AML.notify("\\_SB.PWRB", 0x80)])))
+        #expect(contains(button, AML.namePath("PWRB")))
+        // EisaId ("PNP0C0C") = 0x0C0CD041
+        #expect(contains(button, AML.name("_HID", [0x0C, 0x41, 0xD0, 0x0C, 0x0C])))
+    }
+}

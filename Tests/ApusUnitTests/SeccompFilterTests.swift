@@ -88,6 +88,27 @@ import Testing
         #expect(plain && executable == EPERM && madeExecutable == EPERM)
     }
 
+    @Test func theControlThreadServesItsSocketButOpensNothingAndRemovesOnlyInItsDirectory() throws {
+        let path = "/tmp/apus-seccomp-control-\(getpid()).sock"
+        let listener = try UnixListener(path: path)
+        let other = open("/tmp", O_RDONLY | O_DIRECTORY)
+        defer { close(other); unlink(path) }
+        let filter = SyscallAllowList.filter(for: .control, label: "test control", vmFD: -1, directoryFD: listener.directoryFD,
+                                             violation: .fail(errno: EPERM))
+        let results = try onConfinedThread(filter) { () -> [Int32] in
+            var p = pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)
+            return [
+                Self.errnoOf(Int(poll(&p, 1, 0))),                                      // nothing pending: 0
+                listener.accept() == nil ? errno : 0,                                  // EAGAIN: accept4 is allowed
+                Self.errnoOf(Int(socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0))),    // no new sockets
+                Self.errnoOf(Int(open("/dev/null", O_RDONLY))),                        // no files
+                Self.errnoOf(Int(unlinkat(other, "apus-no-such-file", 0))),            // not in another directory
+                Self.errnoOf(Int(unlinkat(listener.directoryFD, "apus-no-such-file", 0))), // its own: ENOENT
+            ]
+        }
+        #expect(results == [0, EAGAIN, EPERM, EPERM, EPERM, ENOENT])
+    }
+
     @Test func signalsStayInsideApus() throws {
         let (own, other) = try onConfinedThread(Self.list(.main)) {
             // Signal 0 only checks that the target exists. pthread_kill is tgkill(apus, …).

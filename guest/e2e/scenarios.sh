@@ -33,7 +33,8 @@ if [ "${1-}" = --list ]; then
              disk-durability-sigkill-pci-mmio:$((2 * LIMIT)) balloon-pci-mmio:$((5 * LIMIT)) \
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
              net-tap-pci-mmio:$((3 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)) \
-             net-multiqueue-smp:$((2 * NET_LIMIT)); do
+             net-multiqueue-smp:$((2 * NET_LIMIT)) \
+             control-socket-stats-pause-shutdown:$LIMIT control-socket-acpi-off-sigterm:$LIMIT; do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -419,6 +420,74 @@ balloon-pci-mmio)
     balloon balloon-report-pci report 100 free-page-reporting=on "" --transport pci
     balloon balloon-pci-legacy resize 100 size=128M,stats=1 virtio_pci.force_legacy=1 --transport pci-transitional
     balloon balloon-mmio-legacy resize 100 size=128M,deflate-on-oom=on "" --transport mmio-legacy ;;
+control-socket-stats-pause-shutdown)
+    # apus run --control: live stats, pause (the exit counters stand still), resume, then
+    # `apus ctl shutdown` presses the ACPI power button (GED -> PNP0C0C), the guest's /init
+    # powers off, apus exits 0 and removes its socket.
+    sock=$WORK/apus.sock
+    echo "e2e: booting 'control' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/control.log" \
+        --cpus 2 --control "$sock" --cmdline "$BASE" </dev/null 2>"$WORK/control.err" &
+    pid=$!
+    waited=0
+    until grep -aq 'Interactive shell' "$WORK/control.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
+          [ $waited -ge $((LIMIT * 10)) ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
+    [ "$(stat -c %a "$sock" 2>/dev/null)" = 600 ]
+    expect control-socket-owner-only $? "socket mode $(stat -c %a "$sock" 2>&1)"
+    "$APUS" ctl "$sock" stats >"$WORK/stats.out" 2>&1
+    s=$?
+    grep -q '^state: running' "$WORK/stats.out" && grep -q '^  total: [1-9]' "$WORK/stats.out"
+    g=$?
+    expect control-stats-live $([ $s -eq 0 ] && [ $g -eq 0 ]; echo $?) "ctl status $s: $(tr '\n' ' ' <"$WORK/stats.out" | head -c 300)"
+    out=$("$APUS" ctl "$sock" pause 2>&1)
+    expect control-pause $([ "$out" = "state: paused" ]; echo $?) "ctl pause: $out"
+    t1=$("$APUS" ctl "$sock" stats --json 2>&1 | sed -n 's/.*"exits":{"total":\([0-9]*\).*/\1/p')
+    sleep 1
+    t2=$("$APUS" ctl "$sock" stats --json 2>&1 | sed -n 's/.*"exits":{"total":\([0-9]*\).*/\1/p')
+    state=$("$APUS" ctl "$sock" stats 2>&1 | head -n 1)
+    expect control-paused-counters-still $([ -n "$t1" ] && [ "$t1" = "$t2" ] && [ "$state" = "state: paused" ]; echo $?) \
+        "exits $t1 then $t2 one second later; $state"
+    out=$("$APUS" ctl "$sock" resume 2>&1)
+    expect control-resume $([ "$out" = "state: running" ]; echo $?) "ctl resume: $out"
+    out=$("$APUS" ctl "$sock" frobnicate 2>&1); s=$?
+    expect control-unknown-command-fails $([ $s -ne 0 ]; echo $?) "ctl status $s: $out"
+    out=$("$APUS" ctl "$sock" shutdown 2>&1); s=$?
+    expect control-shutdown-accepted $([ $s -eq 0 ]; echo $?) "ctl status $s: $out"
+    wait $pid
+    status=$?
+    crashed control $status
+    expect control-shutdown-exits-0 $([ $status -eq 0 ]; echo $?) "apus exit status $status after the power button"
+    grep -aq 'power button pressed' "$WORK/control.log"
+    expect control-guest-saw-power-button $? "the guest's /init reported the button"
+    [ ! -e "$sock" ]
+    expect control-socket-removed $? "$sock is gone after apus exited" ;;
+control-socket-acpi-off-sigterm)
+    # Without ACPI the guest has no power button: `shutdown` is an error reply and changes
+    # nothing; SIGTERM still ends apus cleanly (143) and the socket goes with it.
+    sock=$WORK/apus.sock
+    echo "e2e: booting 'control-acpi-off' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/control-acpi-off.log" \
+        --acpi off --control "$sock" --cmdline "$BASE" </dev/null 2>"$WORK/control-acpi-off.err" &
+    pid=$!
+    waited=0
+    until grep -aq 'Interactive shell' "$WORK/control-acpi-off.log" 2>/dev/null || ! kill -0 $pid 2>/dev/null ||
+          [ $waited -ge $((LIMIT * 10)) ]; do
+        sleep 0.1; waited=$((waited + 1))
+    done
+    out=$("$APUS" ctl "$sock" shutdown 2>&1); s=$?
+    case $out in *"no power button"*) ok=0 ;; *) ok=1 ;; esac
+    expect control-acpi-off-shutdown-refused $([ $s -eq 1 ] && [ $ok -eq 0 ]; echo $?) "ctl status $s: $out"
+    state=$("$APUS" ctl "$sock" stats 2>&1 | head -n 1)
+    expect control-acpi-off-still-running $([ "$state" = "state: running" ]; echo $?) "after the refused shutdown: $state"
+    kill -TERM $pid
+    wait $pid
+    status=$?
+    crashed control-acpi-off $status
+    expect control-acpi-off-sigterm-exits-143 $([ $status -eq 143 ]; echo $?) "apus exit status $status after SIGTERM"
+    [ ! -e "$sock" ]
+    expect control-acpi-off-socket-removed $? "$sock is gone after apus exited" ;;
 console-input-ttyS0-hvc0)
     # Typed input reaches the guest shell and its answer comes back: on the UART (ttyS0) and on
     # virtio-console (hvc0).

@@ -6,10 +6,12 @@
 DEFAULT_KERNEL_PACKAGE=linux-image-cloud-amd64
 
 # The level-2 guest's modules, loaded by /init in this order (dependencies are pulled in first
-# automatically): virtio over both transports, the devices, and the filesystem the disk
-# scenarios mount (ext4, which also mounts ext2; built in on most flavours).
+# automatically): virtio over both transports, the devices, the filesystem the disk scenarios
+# mount (ext4, which also mounts ext2; built in on most flavours), and the ACPI power button
+# with the input event interface /init watches it through (`apus ctl shutdown`).
 GUEST_MODULES=(virtio virtio_ring virtio_mmio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
-    virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover virtio_net ext4)
+    virtio_blk virtio_console virtio_rng virtio_balloon failover net_failover virtio_net ext4
+    evdev button)
 # The nested test host's (level 1): KVM, and for the network scenarios tun (the guest's tap),
 # vhost_net (vhost=on hands the data path to the kernel) and bridge (to bridge taps).
 HOST_MODULES=(irqbypass kvm kvm-amd kvm-intel tun vhost_iotlb vhost vhost_net bridge)

@@ -35,6 +35,10 @@ static inline int apus_errno(void) { return errno; }
 int apus_set_thread_name(pthread_t thread, const char *name);
 // fallocate(2) also needs _GNU_SOURCE.
 int apus_fallocate(int fd, int mode, long long offset, long long length);
+// mallopt(M_TRIM_THRESHOLD): <malloc.h> is not in Swift's Glibc module.
+int apus_disable_heap_trimming(void);
+// accept4(2) too: a connection that is nonblocking and close-on-exec from the start.
+int apus_accept_nonblocking(int fd);
 
 #define APUS_IOCTL(name) static inline unsigned long APUS_##name(void) { return name; }
 // System ioctls (on the /dev/kvm fd).
