@@ -1,5 +1,5 @@
 import LinuxSupport
-import Synchronization
+import Locking
 
 /// A device I/O thread: waits with epoll on descriptors (ioeventfds that KVM signals when the
 /// guest rings a doorbell, irqfd resample events, later tap devices) and runs each one's
@@ -23,9 +23,9 @@ public final class IOEventLoop: Sendable {
 
     public let name: String
     private let epoll: EpollBox
-    private let sources = Mutex<(next: UInt64, table: [UInt64: Source])>((1, [:]))
+    private let sources = Locked<(next: UInt64, table: [UInt64: Source])>((1, [:]))
     private let stopEvent: EventFD
-    private let thread = Mutex<PosixThread?>(nil)
+    private let thread = Locked<PosixThread?>(nil)
     private static let stopTag = UInt64.max
 
     public init(name: String) throws(SystemError) {

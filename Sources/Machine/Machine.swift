@@ -1,13 +1,13 @@
-import Diagnostics
 import CKVM
 import DeviceBus
 import Devices
+import Diagnostics
 import GuestMemory
 import KVM
 import LinuxSupport
-import Virtio
+import Locking
 import PCI
-import Synchronization
+import Virtio
 
 /// The Apus board: a KVM VM with RAM, the in-kernel irqchip, vCPUs, buses and devices.
 ///
@@ -180,7 +180,7 @@ public final class Machine: @unchecked Sendable {
             return .vmmError("\(error)")
         }
         let tracer = config.traceExits ? ExitTracer(pio: pio, mmio: mmio) : nil
-        let results = Mutex<[ExitStatistics]>([])
+        let results = Locked<[ExitStatistics]>([])
         var threads: [PosixThread] = []
         for vcpu in vcpus {
             let runner = VCPURunner(vcpu: vcpu, pio: pio, mmio: mmio, control: control, tracer: tracer)

@@ -1,6 +1,7 @@
 import Glibc
 import KVM
 import LinuxSupport
+import Locking
 import Synchronization
 
 /// The machine's run state, shared by every thread: whoever first asks to stop (a device, a
@@ -12,8 +13,8 @@ import Synchronization
 /// threads can be joined safely (a signal sent to a joined thread is undefined behaviour).
 public final class MachineControl: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
-    private let reason = Mutex<StopReason?>(nil)
-    private let runners = Mutex<[(VCPU, PosixThread)]>([])
+    private let reason = Locked<StopReason?>(nil)
+    private let runners = Locked<[(VCPU, PosixThread)]>([])
     /// Posted by every `requestStop`; `waitForStop` sleeps on it (no polling).
     private let stopped: UnsafeMutablePointer<sem_t>
 

@@ -1,5 +1,6 @@
 import Glibc
 import LinuxSupport
+import Locking
 import Machine
 import Synchronization
 import Testing
@@ -39,7 +40,7 @@ enum KVMTestSupport {
 
     /// Collects what the guest prints on the serial port.
     final class Console: Sendable {
-        private let bytes = Mutex<[UInt8]>([])
+        private let bytes = Locked<[UInt8]>([])
         var sink: @Sendable (UInt8) -> Void { { b in self.bytes.withLock { $0.append(b) } } }
         var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
     }

@@ -1,8 +1,8 @@
 import Devices
 import Glibc
 import LinuxSupport
+import Locking
 import Machine
-import Synchronization
 import Testing
 import Virtio
 
@@ -58,7 +58,7 @@ import Virtio
     @Test func eachThreadTheMachineStartsCarriesOneFilterAndTheCallerNone() throws {
         let image = try Self.scratchImage()
         defer { image.remove() }
-        let seen = Mutex<[String: String]>([:])
+        let seen = Locked<[String: String]>([:])
         guard let run = try KVMTestSupport.run("spin", seccomp: true, prepare: { machine, _ in
             // Names no other test uses: parallel suites run machines in this process too.
             try machine.addVirtioMMIO(VirtioBlock(name: "scblk", backend: try FileBlockBackend(path: image.path, readOnly: false), serial: "sc"))
