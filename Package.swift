@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Locking", dependencies: ["CSanitizers"], swiftSettings: strict),
         .target(name: "ByteOrder", swiftSettings: strict),
         .target(name: "Diagnostics", dependencies: ["Locking", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal"], swiftSettings: strict),
+        .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal", "CSanitizers"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", dependencies: ["ByteOrder"], swiftSettings: strict),

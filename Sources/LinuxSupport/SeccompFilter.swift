@@ -102,6 +102,7 @@ public struct SeccompFilter: Sendable {
         // The report needs the handler, the names and the label before the first violation.
         FatalSignals.install()
         _ = Self.syscallNamesForReports
+        SanitizerRuntime.prepareForSandbox()
         rc = seccomp_load(context)
         if rc < 0 { throw SystemError("seccomp: load the \(label) filter", errno: -rc) }
         FatalSignals.labelCurrentThread(label)
