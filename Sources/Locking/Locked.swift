@@ -4,13 +4,14 @@ import Synchronization
 /// A `Mutex` that ThreadSanitizer can see: use it instead of `Synchronization.Mutex` for state
 /// that more than one thread touches.
 ///
-/// `Mutex` locks with a futex inside the standard library, which is not built with TSan
-/// instrumentation, so TSan never learns that one thread's unlock happens before the next
-/// thread's lock: state guarded by a `Mutex` and touched by two threads (the UART between the
-/// console thread and a vCPU, a transport's registers between a vCPU and a device's I/O thread)
-/// is reported as a race now and then although it is locked. `Locked` tells TSan itself: an
-/// acquire just after taking the lock, a release just before dropping it, keyed on an object of
-/// this lock's own.
+/// `Mutex`'s uncontended path is inlined into our code and instrumented, but a contended lock or
+/// unlock waits on a futex in `_lockSlow`/`_unlockSlow`, inside the standard library, which is
+/// not built with TSan: TSan then misses that one thread's unlock happened before the next
+/// thread's lock, and state guarded by the `Mutex` and touched by two threads (the UART between
+/// the console thread and a vCPU, a transport's registers between a vCPU and a device's I/O
+/// thread) is reported as a race now and then although it is locked. `Locked` tells TSan
+/// itself: an acquire just after taking the lock, a release just before dropping it, keyed on an
+/// object of this lock's own.
 ///
 /// Outside a TSan build the key is nil and `withLock` is `Mutex.withLock` plus one branch on it:
 /// nothing on a vCPU's exit path that was not there before (see CSanitizers for why a weak
