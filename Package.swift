@@ -5,6 +5,9 @@
 //   CKVM          C headers: <linux/kvm.h>, ioctl numbers, a non-variadic ioctl
 //   CSeccomp      libseccomp (Debian libseccomp-dev), a system library
 //   CFatalSignal  the async-signal-safe fatal-signal handler (terminal restore, seccomp report)
+//   CSanitizers   hooks into sanitizer runtimes (TSan's acquire/release, the sandbox notice),
+//                 weak: they do nothing outside a sanitizer build
+//   Locking       `Locked`, a Mutex that ThreadSanitizer sees (a leaf: every module with locks)
 //   ByteOrder     little-endian byte helpers (a leaf: every module that reads or builds bytes)
 //   JSON          a strict, bounded JSON parser and writer (the control socket's protocol; a leaf)
 //   LinuxSupport  syscalls as Swift values: errors, eventfd, epoll, mmap, threads, signals,
@@ -36,20 +39,22 @@ let package = Package(
         .target(name: "CKVM"),
         .systemLibrary(name: "CSeccomp", providers: [.apt(["libseccomp-dev"])]),
         .target(name: "CFatalSignal"),
+        .target(name: "CSanitizers"),
+        .target(name: "Locking", dependencies: ["CSanitizers"], swiftSettings: strict),
         .target(name: "ByteOrder", swiftSettings: strict),
         .target(name: "JSON", swiftSettings: strict),
-        .target(name: "Diagnostics", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: strict),
-        .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal"], swiftSettings: strict),
+        .target(name: "Diagnostics", dependencies: ["Locking", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .target(name: "LinuxSupport", dependencies: ["CKVM", "CSeccomp", "CFatalSignal", "CSanitizers"], swiftSettings: strict),
         .target(name: "GuestMemory", dependencies: ["LinuxSupport"], swiftSettings: strict),
         .target(name: "KVM", dependencies: ["CKVM", "LinuxSupport"], swiftSettings: strict),
         .target(name: "DeviceBus", dependencies: ["ByteOrder"], swiftSettings: strict),
         .target(name: "Boot", dependencies: ["ByteOrder"], swiftSettings: strict),
-        .target(name: "PCI", dependencies: ["ByteOrder", "DeviceBus"], swiftSettings: strict),
-        .target(name: "Virtio", dependencies: ["ByteOrder", "Diagnostics", "GuestMemory", "DeviceBus", "PCI"], swiftSettings: strict),
-        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "Diagnostics", "GuestMemory", "LinuxSupport", "Virtio"], swiftSettings: strict),
+        .target(name: "PCI", dependencies: ["ByteOrder", "DeviceBus", "Locking"], swiftSettings: strict),
+        .target(name: "Virtio", dependencies: ["ByteOrder", "Diagnostics", "GuestMemory", "DeviceBus", "Locking", "PCI"], swiftSettings: strict),
+        .target(name: "Devices", dependencies: ["ByteOrder", "CKVM", "DeviceBus", "Diagnostics", "GuestMemory", "LinuxSupport", "Locking", "Virtio"], swiftSettings: strict),
         .target(
             name: "Machine",
-            dependencies: ["CKVM", "Diagnostics", "JSON", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
+            dependencies: ["CKVM", "Diagnostics", "JSON", "LinuxSupport", "Locking", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio"],
             swiftSettings: strict),
         .target(
             name: "ApusCLI",
@@ -58,11 +63,11 @@ let package = Package(
         .executableTarget(name: "apus", dependencies: ["ApusCLI"], swiftSettings: strict),
         .testTarget(
             name: "ApusUnitTests",
-            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "JSON", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "JSON", "LinuxSupport", "Locking", "GuestMemory", "KVM", "DeviceBus", "Devices", "Boot", "PCI", "Virtio", "Machine", "ApusCLI"],
             swiftSettings: strict),
         .testTarget(
             name: "ApusKVMTests",
-            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "JSON", "LinuxSupport", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
+            dependencies: ["ByteOrder", "CKVM", "Diagnostics", "JSON", "LinuxSupport", "Locking", "GuestMemory", "KVM", "DeviceBus", "Devices", "PCI", "Virtio", "Machine"],
             swiftSettings: strict),
     ]
 )

@@ -1,7 +1,7 @@
 import CKVM
 import Glibc
 import LinuxSupport
-import Synchronization
+import Locking
 
 /// Where a virtio-blk device's sectors live. Injected by the machine so the device model can be
 /// tested against any implementation.
@@ -39,7 +39,7 @@ public final class FileBlockBackend: BlockBackend {
     /// The first failed flush. After a writeback error the kernel may drop the dirty pages and
     /// report success on the next fdatasync (PostgreSQL's "fsyncgate"): data acknowledged as
     /// durable would be lost, so every later flush fails too.
-    private let flushError = Mutex<SystemError?>(nil)
+    private let flushError = Locked<SystemError?>(nil)
 
     public init(path: String, readOnly: Bool,
                 sync: @escaping @Sendable (Int32) -> Int32 = { fdatasync($0) }) throws(SystemError) {

@@ -1,5 +1,6 @@
 import ByteOrder
 import DeviceBus
+import Locking
 import Synchronization
 
 /// A test and benchmark device with registers whose answers a guest can check.
@@ -23,7 +24,7 @@ public final class ProbeDevice: BusDevice {
     private let lastEcho = Atomic<UInt64>(0)
     private let readCount = Atomic<Int>(0)
     private let writeCount = Atomic<Int>(0)
-    private let reportList = Mutex<[UInt64]>([])
+    private let reportList = Locked<[UInt64]>([])
 
     public init(name: String) { self.name = name }
 

@@ -1,5 +1,5 @@
 import DeviceBus
-import Synchronization
+import Locking
 
 /// The 16550A-compatible UART at COM1 (0x3F8), as Linux's 8250 driver expects it.
 ///
@@ -108,7 +108,7 @@ public final class Serial8250: BusDevice {
     }
 
     public let name: String
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let output: @Sendable (UInt8) -> Void
     private let setLine: @Sendable (Bool) -> Void
 

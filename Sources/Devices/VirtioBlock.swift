@@ -1,8 +1,9 @@
-import Diagnostics
 import ByteOrder
+import Diagnostics
 import Glibc
 import GuestMemory
 import LinuxSupport
+import Locking
 import Synchronization
 import Virtio
 
@@ -65,7 +66,7 @@ public final class VirtioBlock: VirtioDevice {
         var vectors: [iovec] = []
         var header = [UInt8](repeating: 0, count: 16)
     }
-    private let active = Mutex<Active?>(nil)
+    private let active = Locked<Active?>(nil)
 
     public init(name: String, backend: any BlockBackend, serial: String, log: DeviceLog = .discard) {
         self.name = name

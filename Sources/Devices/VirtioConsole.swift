@@ -1,6 +1,6 @@
 import Diagnostics
 import GuestMemory
-import Synchronization
+import Locking
 import Virtio
 
 /// virtio-console (virtio 1.2 §5.3) with a single port: the guest's `hvc0`.
@@ -30,7 +30,7 @@ public final class VirtioConsole: VirtioDevice {
         var interrupt: (any VirtioInterrupt)?
         var backlog: [UInt8] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// - Parameters:
     ///   - output: receives what the guest writes to hvc0, in pieces of at most 64 KiB that point

@@ -1,8 +1,8 @@
 import Diagnostics
 import Glibc
-import LinuxSupport
 import GuestMemory
-import Synchronization
+import LinuxSupport
+import Locking
 import Virtio
 
 /// virtio-rng (virtio 1.2 §5.4): one queue of device-writable buffers, filled from the host's
@@ -23,7 +23,7 @@ public final class VirtioEntropy: VirtioDevice {
         let queue: SplitQueue
         let interrupt: any VirtioInterrupt
     }
-    private let active = Mutex<Active?>(nil)
+    private let active = Locked<Active?>(nil)
 
     public init(name: String = "virtio-rng", log: DeviceLog = .discard) {
         self.name = name

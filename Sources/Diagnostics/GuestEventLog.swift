@@ -1,5 +1,5 @@
+import Locking
 import Logging
-import Synchronization
 
 /// What devices and transports say about what happened to them, through swift-log — with one
 /// rule on top: a message the guest can cause is logged the first time per device and cause,
@@ -10,7 +10,7 @@ import Synchronization
 public final class GuestEventLog: Sendable {
     private let logger: Logger
     private struct Key: Hashable { let source: String, cause: String }
-    private let seen = Mutex<[Key: Int]>([:])
+    private let seen = Locked<[Key: Int]>([:])
 
     /// - Parameter logger: where the first occurrence of each cause goes (at warning level;
     ///   the repeats at debug level, so `--log-level debug` shows every one).

@@ -104,6 +104,7 @@ public struct SeccompFilter: Sendable {
         FatalSignals.install()
         _ = Self.syscallNamesForReports
         _ = Self.noThreadHeapTrimming
+        SanitizerRuntime.prepareForSandbox()
         rc = seccomp_load(context)
         if rc < 0 { throw SystemError("seccomp: load the \(label) filter", errno: -rc) }
         FatalSignals.labelCurrentThread(label)

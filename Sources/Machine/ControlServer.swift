@@ -1,3 +1,4 @@
+import Locking
 import Glibc
 import JSON
 import LinuxSupport
@@ -23,8 +24,8 @@ public final class ControlServer: Sendable {
     private let wake: EventFD
     private let stopping = Atomic<Bool>(false)
     /// Replies that arrived off the loop thread: (client, request number, reply line).
-    private let mailbox = Mutex<[(client: Int, request: Int, line: [UInt8])]>([])
-    private let thread = Mutex<PosixThread?>(nil)
+    private let mailbox = Locked<[(client: Int, request: Int, line: [UInt8])]>([])
+    private let thread = Locked<PosixThread?>(nil)
 
     /// Creates the socket at `path` (see `UnixListener` for what it refuses to replace).
     public init(path: String) throws(ListenerError) {

@@ -1,5 +1,5 @@
 import LinuxSupport
-import Synchronization
+import Locking
 
 /// A device I/O thread: waits with epoll on descriptors (ioeventfds that KVM signals when the
 /// guest rings a doorbell, irqfd resample events, later tap devices) and runs each one's
@@ -25,9 +25,9 @@ public final class IOEventLoop: Sendable {
 
     public let name: String
     private let epoll: EpollBox
-    private let sources = Mutex<(next: UInt64, table: [UInt64: Source])>((1, [:]))
+    private let sources = Locked<(next: UInt64, table: [UInt64: Source])>((1, [:]))
     private let stopEvent: EventFD
-    private let thread = Mutex<PosixThread?>(nil)
+    private let thread = Locked<PosixThread?>(nil)
     private static let stopTag = UInt64.max
 
     /// Work to run later (`schedule`), soonest first; the loop's epoll timeout is the wait
@@ -36,7 +36,7 @@ public final class IOEventLoop: Sendable {
         let deadline: ContinuousClock.Instant
         let action: @Sendable () -> Void
     }
-    private let timers = Mutex<[Timer]>([])
+    private let timers = Locked<[Timer]>([])
     private let timerEvent: EventFD
     private static let timerTag = UInt64.max - 1
 

@@ -1,6 +1,6 @@
 import KVM
 import LinuxSupport
-import Synchronization
+import Locking
 
 /// Owns the board's interrupt wiring: which IOAPIC pins and GSIs are taken, the GSI routing
 /// table, and the irqfds that raise them. Safe to call from any thread at any time — MSI-X
@@ -27,7 +27,7 @@ public final class InterruptRouter: Sendable {
     }
 
     private let vm: VirtualMachine
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(vm: VirtualMachine) { self.vm = vm }
 

@@ -1,13 +1,13 @@
-import Diagnostics
 import CKVM
 import DeviceBus
 import Devices
+import Diagnostics
 import GuestMemory
 import KVM
 import LinuxSupport
-import Virtio
+import Locking
 import PCI
-import Synchronization
+import Virtio
 
 /// The Apus board: a KVM VM with RAM, the in-kernel irqchip, vCPUs, buses and devices.
 ///
@@ -58,7 +58,7 @@ public final class Machine: @unchecked Sendable {
     /// Exit counts of the last `run`, merged over all vCPUs.
     public private(set) var statistics: ExitStatistics?
     /// Each vCPU's counters during `run` (read live by `liveStatistics`).
-    private let exitCounters = Mutex<[LiveExitCounters]>([])
+    private let exitCounters = Locked<[LiveExitCounters]>([])
     /// The control socket (`--control`), served while `run` runs.
     public internal(set) var controlServer: ControlServer?
     /// The power button, on a Linux board described with ACPI (`apus ctl shutdown`).

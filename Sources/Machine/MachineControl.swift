@@ -1,6 +1,7 @@
 import Glibc
 import KVM
 import LinuxSupport
+import Locking
 import Synchronization
 
 /// The machine's run state, shared by every thread: whoever first asks to stop (a device, a
@@ -20,8 +21,8 @@ public final class MachineControl: @unchecked Sendable {
     static let stopBit: UInt8 = 1
     static let pauseBit: UInt8 = 2
     let parking = VCPUParking()
-    private let reason = Mutex<StopReason?>(nil)
-    private let runners = Mutex<[(VCPU, PosixThread)]>([])
+    private let reason = Locked<StopReason?>(nil)
+    private let runners = Locked<[(VCPU, PosixThread)]>([])
     /// Posted by every `requestStop`; `waitForStop` sleeps on it (no polling).
     private let stopped: UnsafeMutablePointer<sem_t>
 

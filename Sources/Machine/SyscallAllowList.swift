@@ -76,6 +76,10 @@ public enum SyscallAllowList {
         for fd: UInt32 in 0...2 { f.allow("ioctl", .equals(0, fd), .equals(1, tcsets)) }
         // A thread's end (exit) and the process's (exit_group).
         f.allow(["exit", "exit_group"])
+        // Under ThreadSanitizer only (make tsan): its runtime's internal spin locks (the stack
+        // depot every allocation goes through) yield after a few spins. Rare, so a list from
+        // strace misses it, but on a loaded machine it happens, on any thread.
+        if SanitizerRuntime.threadSanitizer { f.allow("sched_yield") }
     }
 
     /// A vCPU thread: KVM_RUN on its own vCPU and what the devices do on an exit.

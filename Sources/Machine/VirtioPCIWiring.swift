@@ -1,5 +1,6 @@
 import KVM
 import LinuxSupport
+import Locking
 import PCI
 import Synchronization
 import Virtio
@@ -125,7 +126,7 @@ final class DoorbellRegistry: Sendable {
     private let root: PCIRoot
     private let name: String
     private let log: @Sendable (String) -> Void
-    let registered = Mutex<[VirtioPCI.DoorbellAssignment]>([])
+    let registered = Locked<[VirtioPCI.DoorbellAssignment]>([])
     private let failureLogged = Atomic<Bool>(false)
 
     init(vm: VirtualMachine, events: [EventFD], root: PCIRoot, name: String, log: @escaping @Sendable (String) -> Void) {

@@ -1,5 +1,5 @@
 import DeviceBus
-import Synchronization
+import Locking
 
 /// Bus 0 of the board: 32 device slots, the host bridge in slot 0, and the decoding of every
 /// BAR the guest has placed.
@@ -27,8 +27,8 @@ public final class PCIRoot: Sendable {
     }
 
     public static let slotCount = 32
-    private let slots: Mutex<[(any PCIFunction)?]>
-    private let placements = Mutex<[Placement]>([])
+    private let slots: Locked<[(any PCIFunction)?]>
+    private let placements = Locked<[Placement]>([])
     public let mmioWindow: Window
     public let ioWindow: Window
     /// Called (outside the root's locks) after a function's decoded BARs changed.
@@ -37,7 +37,7 @@ public final class PCIRoot: Sendable {
     public init(mmioWindow: Window, ioWindow: Window, log: @escaping @Sendable (String) -> Void = { _ in }) {
         var slots = [(any PCIFunction)?](repeating: nil, count: Self.slotCount)
         slots[0] = PCIHostBridge()
-        self.slots = Mutex(slots)
+        self.slots = Locked(slots)
         self.mmioWindow = mmioWindow
         self.ioWindow = ioWindow
         self.log = log

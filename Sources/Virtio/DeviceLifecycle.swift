@@ -1,5 +1,6 @@
 import Diagnostics
 import GuestMemory
+import Locking
 import Synchronization
 
 /// Serializes a device's resets and activations, and makes sure nothing from before a reset
@@ -18,7 +19,7 @@ import Synchronization
 /// only under that lock after checking the epoch (`needsReset` below), so no "needs reset" can
 /// slip in between the fresh state and the new epoch.
 final class DeviceLifecycle: Sendable {
-    private let turn = Mutex<Void>(())
+    private let turn = Locked<Void>(())
     private let epoch = Atomic<UInt64>(0)
 
     /// Starts a new epoch. Call under the transport's state lock, as the status write resets it.

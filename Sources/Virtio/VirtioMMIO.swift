@@ -1,7 +1,8 @@
-import Diagnostics
 import ByteOrder
 import DeviceBus
+import Diagnostics
 import GuestMemory
+import Locking
 import Synchronization
 
 /// The virtio-mmio transport (virtio 1.2 §4.2): one 0x200-byte register window per device, plus
@@ -51,7 +52,7 @@ public final class VirtioMMIO: BusDevice {
     /// 2 (virtio 1.0 and later) or 1 (legacy).
     public let version: UInt32
     private let memory: GuestMemory
-    private let state: Mutex<VirtioState>
+    private let state: Locked<VirtioState>
     private let interrupt: Interrupt
     private let notify: @Sendable (Int) -> Void
     private let log: DeviceLog
@@ -74,7 +75,7 @@ public final class VirtioMMIO: BusDevice {
         self.device = device
         self.version = version
         self.memory = memory
-        state = Mutex(VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes))
+        state = Locked(VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes))
         interrupt = Interrupt(raise: raiseInterrupt)
         self.notify = notify
         self.log = log

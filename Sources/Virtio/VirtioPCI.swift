@@ -1,6 +1,7 @@
-import Diagnostics
 import DeviceBus
+import Diagnostics
 import GuestMemory
+import Locking
 import PCI
 import Synchronization
 
@@ -53,12 +54,12 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
     public var name: String { device.name }
     public let options: Options
     let memory: GuestMemory
-    let state: Mutex<State>
+    let state: Locked<State>
     let isr = Atomic<UInt8>(0)
     let sink: any PCIInterruptSink
     let notify: @Sendable (Int) -> Void
     private let placeDoorbells: @Sendable ([DoorbellAssignment]) -> Void
-    private let doorbells = Mutex<[DoorbellAssignment]>([])
+    private let doorbells = Locked<[DoorbellAssignment]>([])
     let log: DeviceLog
     let msixCapability: Int
     let pciCfgCapability: Int
@@ -135,7 +136,7 @@ public final class VirtioPCI: PCIFunction, VirtioInterrupt {
         names.append((pciCfgCapability, "virtio pci cfg"))
         capabilityNames = names
 
-        state = Mutex(State(config: config, virtio: VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes),
+        state = Locked(State(config: config, virtio: VirtioState(offeredFeatures: device.offeredFeatures, queueMaxSizes: device.queueMaxSizes),
                             msix: msix, vectors: VirtioPCIVectors(queueCount: queueCount)))
     }
 

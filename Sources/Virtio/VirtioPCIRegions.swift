@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// The parts of a virtio-pci function an access can land in, for `--stats`: which structure
 /// the driver keeps touching is what tells the transports apart in a profile.
@@ -41,7 +41,7 @@ public enum VirtioPCIRegion: Int, CaseIterable, Sendable {
 /// Accesses per region that reached userspace (config cycles and BAR exits; doorbells caught
 /// by ioeventfds never get here).
 final class VirtioPCIAccessCounts: Sendable {
-    private let counts = Mutex([Int](repeating: 0, count: VirtioPCIRegion.allCases.count))
+    private let counts = Locked([Int](repeating: 0, count: VirtioPCIRegion.allCases.count))
 
     func count(_ region: VirtioPCIRegion?) {
         guard let region else { return }

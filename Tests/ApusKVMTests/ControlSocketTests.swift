@@ -1,3 +1,4 @@
+import Locking
 import Glibc
 import JSON
 import LinuxSupport
@@ -60,7 +61,7 @@ import Testing
         config.consoleOutput = { _ in }
         let machine = try Machine.assemble(config, board: .bare())
         try machine.loadBare(image: image)
-        let reason = Mutex<StopReason?>(nil)
+        let reason = Locked<StopReason?>(nil)
         let runner = try PosixThread.start(name: "control-test") { reason.withLock { $0 = machine.run() } }
         let watchdog = Watchdog(seconds: 60) { [control = machine.control] in control.requestStop(.vmmError("watchdog")) }
         defer { machine.control.requestStop(.signal(SIGTERM)); runner.join(); watchdog.cancel() }

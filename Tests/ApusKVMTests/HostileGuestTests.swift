@@ -1,5 +1,6 @@
 import Devices
 import Glibc
+import Locking
 import Machine
 import Synchronization
 import Testing
@@ -13,11 +14,11 @@ import Testing
 @Suite(.serialized) struct HostileGuestTests {
     /// What a run's devices said and printed.
     final class Capture: Sendable {
-        let lines = Mutex<[String]>([])
+        let lines = Locked<[String]>([])
         /// Bytes the virtio console wrote, and the small writes as text (the guests' markers;
         /// the 64 KiB pieces of a huge descriptor are only counted).
         let bulkBytes = Atomic<Int>(0)
-        private let bulkSmall = Mutex<[UInt8]>([])
+        private let bulkSmall = Locked<[UInt8]>([])
 
         var log: [String] { lines.withLock { $0 } }
         var bulkText: String { String(decoding: bulkSmall.withLock { $0 }, as: UTF8.self) }

@@ -1,5 +1,6 @@
 import Glibc
 import LinuxSupport
+import Locking
 import Machine
 import Synchronization
 import Testing
@@ -39,7 +40,7 @@ enum KVMTestSupport {
 
     /// Collects what the guest prints on the serial port.
     final class Console: Sendable {
-        private let bytes = Mutex<[UInt8]>([])
+        private let bytes = Locked<[UInt8]>([])
         var sink: @Sendable (UInt8) -> Void { { b in self.bytes.withLock { $0.append(b) } } }
         var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
     }
@@ -193,7 +194,7 @@ enum ApusProcess {
             var env: [String] = []
             var e = environ
             while let entry = e.pointee { env.append(String(cString: entry)); e += 1 }
-            env += ["SWIFT_BACKTRACE=enable=no"] + environment
+            env += ["SWIFT_BACKTRACE=enable=no", Self.sanitizerOptions(&env)] + environment
             let cArgv = argv.map { strdup($0) } + [nil]
             let cEnv = env.map { strdup($0) } + [nil]
             defer { for p in cArgv + cEnv { free(p) } }
@@ -201,6 +202,17 @@ enum ApusProcess {
             let rc = posix_spawn(&child, "/bin/sh", &actions, &attributes, cArgv, cEnv)
             try #require(rc == 0, "posix_spawn: \(String(cString: strerror(rc)))")
             pid = child
+        }
+
+        /// TSAN_OPTIONS for the child, taken out of `env`: those given plus handle_segv=0 and
+        /// handle_sigbus=0. Under `make tsan` apus is built with ThreadSanitizer, whose runtime
+        /// would take SIGSEGV and SIGBUS before apus's own fatal-signal handler, which is what
+        /// the tests that send them watch. No effect on a build without TSan.
+        private static func sanitizerOptions(_ env: inout [String]) -> String {
+            let prefix = "TSAN_OPTIONS="
+            let given = env.last { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) + ":" } ?? ""
+            env.removeAll { $0.hasPrefix(prefix) }
+            return prefix + given + "handle_segv=0:handle_sigbus=0"
         }
 
         /// Waits up to `seconds` for the exit (then kills it).

@@ -1,6 +1,6 @@
+import Locking
 import Machine
 import PCI
-import Synchronization
 import Testing
 import Virtio
 
@@ -8,7 +8,7 @@ import Virtio
 /// Apus keeps running, says so once, and the device works again once the BAR is back.
 @Suite struct PCIHostileTests {
     final class Log: @unchecked Sendable {
-        let lines = Mutex<[String]>([])
+        let lines = Locked<[String]>([])
     }
 
     func write32(_ root: PCIRoot, _ device: UInt8, _ offset: Int, _ value: UInt32, size: Int = 4) {

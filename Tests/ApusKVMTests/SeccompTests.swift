@@ -1,8 +1,8 @@
 import Devices
 import Glibc
 import LinuxSupport
+import Locking
 import Machine
-import Synchronization
 import Testing
 import Virtio
 
@@ -58,7 +58,10 @@ import Virtio
     @Test func eachThreadTheMachineStartsCarriesOneFilterAndTheCallerNone() throws {
         let image = try Self.scratchImage()
         defer { image.remove() }
-        let seen = Mutex<[String: String]>([:])
+        let seen = Locked<[String: String]>([:])
+        let observer = Locked<PosixThread?>(nil)
+        // Joined whatever the run did: a thread never joined leaks (TSan reports it).
+        defer { observer.withLock { $0 }?.join() }
         guard let run = try KVMTestSupport.run("spin", seccomp: true, prepare: { machine, _ in
             // Names no other test uses: parallel suites run machines in this process too.
             try machine.addVirtioMMIO(VirtioBlock(name: "scblk", backend: try FileBlockBackend(path: image.path, readOnly: false), serial: "sc"))
@@ -67,7 +70,7 @@ import Virtio
             let control = machine.control
             // Once the threads run, find them: the I/O threads by name, the vCPU thread by the
             // call it sits in (ioctl 16 on its descriptor: KVM_RUN, since spin never exits).
-            _ = try PosixThread.start(name: "sc-observer") {
+            let thread = try PosixThread.start(name: "sc-observer") {
                 let deadline = MonotonicClock.now() + 20
                 while MonotonicClock.now() < deadline {
                     var found: [String: String] = [:]
@@ -95,6 +98,7 @@ import Virtio
                 }
                 control.requestStop(.signal(SIGTERM))
             }
+            observer.withLock { $0 = thread }
         }) else { return }
         #expect(run.reason == .signal(SIGTERM))
         #expect(seen.withLock { $0 } == ["vcpu": "2/1", "io-scblk": "2/1", "io-scrng": "2/1"],

@@ -1,12 +1,12 @@
 import ByteOrder
 import DeviceBus
-import Synchronization
+import Locking
 import Testing
 
 /// Records every access, for checking what the bus delivered.
 final class RecordingDevice: BusDevice {
     let name: String
-    let log = Mutex<[String]>([])
+    let log = Locked<[String]>([])
     init(_ name: String) { self.name = name }
     func read(offset: UInt64, data: UnsafeMutableRawBufferPointer) {
         log.withLock { $0.append("r\(offset)/\(data.count)") }

@@ -1,3 +1,4 @@
+import Locking
 import Devices
 import JSON
 import Machine
@@ -8,7 +9,7 @@ import Testing
 /// for anything malformed, unknown or ill-typed (and nothing done then), each command's reply.
 @Suite struct ControlDispatcherTests {
     final class FakeBalloon: BalloonControl {
-        let target = Mutex<UInt64>(0)
+        let target = Locked<UInt64>(0)
         let answer: [UInt16: UInt64]?
         init(answer: [UInt16: UInt64]?) { self.answer = answer }
         func setTarget(bytes: UInt64) { target.withLock { $0 = bytes } }
@@ -20,7 +21,7 @@ import Testing
 
     final class FakeMachine: ControlTarget {
         struct State { var paused = false; var presses = 0; var pauses = 0 }
-        let state = Mutex(State())
+        let state = Locked(State())
         let hasButton: Bool
         let balloon: (any BalloonControl)?
         let memorySize: UInt64 = 256 << 20
@@ -44,7 +45,7 @@ import Testing
 
     /// Sends `line` and returns the one reply (failing if there is not exactly one).
     func ask(_ target: FakeMachine, _ line: String, sourceLocation: SourceLocation = #_sourceLocation) -> JSONValue {
-        let replies = Mutex<[JSONValue]>([])
+        let replies = Locked<[JSONValue]>([])
         ControlDispatcher(target: target).handle(line: Array(line.utf8)) { r in replies.withLock { $0.append(r) } }
         let got = replies.withLock { $0 }
         #expect(got.count == 1, "replies to \(line): \(got)", sourceLocation: sourceLocation)

@@ -1,5 +1,6 @@
 import Diagnostics
 import GuestMemory
+import Locking
 import Synchronization
 import Testing
 import Virtio
@@ -11,7 +12,7 @@ final class KeepingDevice: VirtioDevice, @unchecked Sendable {
     let name = "keeper"
     let offeredFeatures = VirtioFeature.version1
     let queueMaxSizes: [UInt16] = [8]
-    let kept = Mutex<(any VirtioInterrupt)?>(nil)
+    let kept = Locked<(any VirtioInterrupt)?>(nil)
     func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) { readConfigBytes([], offset: offset, into: buffer) }
     func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws { kept.withLock { $0 = interrupt } }
     func processQueue(_ index: Int) {}
@@ -63,7 +64,7 @@ final class KeepingDevice: VirtioDevice, @unchecked Sendable {
 
 @Suite struct GuestEventLogTests {
     @Test func oneLinePerCauseAndDeviceThenCounts() {
-        let lines = Mutex<[String]>([])
+        let lines = Locked<[String]>([])
         let log = GuestEventLog(sink: { line in lines.withLock { $0.append(line) } })
         let blk = log.device("virtio-blk0"), rng = log.device("virtio-rng")
         for i in 0..<10_000 { blk.report("bad request", "request \(i) has no header") }

@@ -1,6 +1,6 @@
 import DeviceBus
 import Devices
-import Synchronization
+import Locking
 import Testing
 
 /// Drives a device the way the bus would, one byte-sized register access at a time.
@@ -18,8 +18,8 @@ extension BusDevice {
 @Suite struct Serial8250Tests {
     /// Records the UART's interrupt line: every level it was driven to, in order.
     final class Sink: Sendable {
-        let bytes = Mutex<[UInt8]>([])
-        let levels = Mutex<[Bool]>([])
+        let bytes = Locked<[UInt8]>([])
+        let levels = Locked<[Bool]>([])
         /// Rising edges delivered so far.
         var rises: Int { levels.withLock { $0.filter { $0 }.count } }
         var level: Bool { levels.withLock { $0.last ?? false } }

@@ -1,8 +1,8 @@
 import CKVM
 import Glibc
 import LinuxSupport
+import Locking
 import Machine
-import Synchronization
 import Testing
 
 /// The allow-lists on real threads of this process, with `.fail(EPERM)` as the violation so that
@@ -12,7 +12,7 @@ import Testing
     /// Applies `filter` on a new thread, runs `body` there and returns its result. The filter
     /// ends with the thread.
     func onConfinedThread<T: Sendable>(_ filter: SeccompFilter, _ body: @escaping @Sendable () -> T) throws -> T {
-        let outcome = Mutex<Result<T, SystemError>?>(nil)
+        let outcome = Locked<Result<T, SystemError>?>(nil)
         let thread = try PosixThread.start(name: "seccomp-test") {
             do throws(SystemError) {
                 try filter.apply()

@@ -1,3 +1,4 @@
+import Locking
 import Devices
 import Diagnostics
 import Glibc
@@ -9,7 +10,7 @@ import Virtio
 
 /// A clock turned by hand: `fire` runs what is due.
 final class ManualTimer: DeviceTimer, @unchecked Sendable {
-    private let pending = Mutex<[(ms: Int, action: @Sendable () -> Void)]>([])
+    private let pending = Locked<[(ms: Int, action: @Sendable () -> Void)]>([])
     func schedule(afterMilliseconds milliseconds: Int, _ action: @escaping @Sendable () -> Void) {
         pending.withLock { $0.append((milliseconds, action)) }
     }
@@ -211,7 +212,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         #expect(rig.device.latestStatistics == [4: 100, 5: 200], "unknown tags and a partial entry are ignored")
         #expect(try rig.drivers[2].usedIdx() == 0 && rig.interrupt.used == 0)
 
-        let answer = Mutex<[[UInt16: UInt64]?]>([])
+        let answer = Locked<[[UInt16: UInt64]?]>([])
         rig.device.requestStatistics(timeoutMilliseconds: 500) { stats in answer.withLock { $0.append(stats) } }
         // Asking = returning the held buffer, empty.
         #expect(try rig.drivers[2].usedIdx() == 1 && rig.drivers[2].usedElement(0) == (0, 0))
@@ -233,7 +234,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         var rig = try makeRig()
         try postStats(&rig, [(4, 1)])
         rig.device.processQueue(2)
-        let answers = Mutex<[[UInt16: UInt64]?]>([])
+        let answers = Locked<[[UInt16: UInt64]?]>([])
         for _ in 0..<2 { rig.device.requestStatistics(timeoutMilliseconds: 100) { s in answers.withLock { $0.append(s) } } }
         #expect(try rig.drivers[2].usedIdx() == 1, "one buffer out, however many ask")
         rig.timer.fire()
@@ -242,7 +243,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
 
     @Test func noStatisticsWithoutTheFeatureOrBeforeDriverOK() throws {
         for rig in [try makeRig(features: VirtioFeature.version1), try makeRig(activate: false)] {
-            let answers = Mutex<[[UInt16: UInt64]?]>([])
+            let answers = Locked<[[UInt16: UInt64]?]>([])
             rig.device.requestStatistics(timeoutMilliseconds: 1000) { s in answers.withLock { $0.append(s) } }
             #expect(rig.timer.delays == [0])
             rig.timer.fire()
@@ -298,7 +299,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         var rig = try makeRig()
         try postStats(&rig, [(4, 1)])
         rig.device.processQueue(2)
-        let answers = Mutex<[[UInt16: UInt64]?]>([])
+        let answers = Locked<[[UInt16: UInt64]?]>([])
         rig.device.requestStatistics(timeoutMilliseconds: 100) { s in answers.withLock { $0.append(s) } }
         let before = try rig.drivers[2].usedIdx()
         writeConfig(rig.device, 4, [1, 0, 0, 0])
@@ -360,7 +361,7 @@ func residentPages(_ memory: GuestMemory, _ address: UInt64, pages: Int) throws 
         let loop = try IOEventLoop(name: "timer-test")
         try loop.start()
         defer { loop.stop() }
-        let order = Mutex<[Int]>([])
+        let order = Locked<[Int]>([])
         loop.schedule(afterMilliseconds: 60) { order.withLock { $0.append(2) } }
         loop.schedule(afterMilliseconds: 10) { order.withLock { $0.append(1) } }
         for _ in 0..<300 where order.withLock({ $0.count }) < 2 { usleep(10_000) }

@@ -1,8 +1,9 @@
 import Devices
-import Synchronization
 import Glibc
 import GuestMemory
 import LinuxSupport
+import Locking
+import Synchronization
 import Testing
 import Virtio
 
@@ -123,7 +124,7 @@ func temporaryImage(size: Int) -> (path: String, fd: Int32) {
     /// from guest memory (it used to be copied whole, then written one byte per system call).
     @Test func aHugeTransmitBufferGoesOutInPieces() throws {
         let memory = try GuestMemory(ranges: [(GuestAddress(0), 8 << 20)])
-        let pieces = Mutex<[Int]>([])
+        let pieces = Locked<[Int]>([])
         let console = VirtioConsole(output: { buffer in pieces.withLock { $0.append(buffer.count) } })
         let receive = DriverQueue(memory: memory, size: 8)
         var transmit = DriverQueue(memory: memory, size: 8, base: 0x10_0000)

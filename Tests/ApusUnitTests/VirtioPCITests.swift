@@ -1,14 +1,14 @@
 import DeviceBus
 import Devices
 import GuestMemory
+import Locking
 import PCI
-import Synchronization
 import Testing
 import Virtio
 
 /// Records what a virtio-pci function asks of the machine.
 final class RecordingSink: PCIInterruptSink, @unchecked Sendable {
-    let log = Mutex<[String]>([])
+    let log = Locked<[String]>([])
     func route(vector: Int, message: MSIXMessage?) { log.withLock { $0.append("route \(vector) \(message.map { String($0.data, radix: 16) } ?? "none")") } }
     func signal(vector: Int) { log.withLock { $0.append("signal \(vector)") } }
     func assertINTx() { log.withLock { $0.append("intx") } }
@@ -24,8 +24,8 @@ final class RecordingSink: PCIInterruptSink, @unchecked Sendable {
         var transport: VirtioPCI?
         var t: VirtioPCI { transport! }
         let sink = RecordingSink()
-        let notified = Mutex<[Int]>([])
-        let doorbells = Mutex<[VirtioPCI.DoorbellAssignment]>([])
+        let notified = Locked<[Int]>([])
+        let doorbells = Locked<[VirtioPCI.DoorbellAssignment]>([])
     }
 
     func makeRig(_ options: VirtioPCI.Options = .init(), device: (any VirtioDevice)? = nil) throws -> Rig {

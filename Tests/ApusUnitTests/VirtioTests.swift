@@ -1,8 +1,9 @@
 import DeviceBus
-import Glibc
 import Devices
+import Glibc
 import GuestMemory
 import LinuxSupport
+import Locking
 import Synchronization
 import Testing
 import Virtio
@@ -323,7 +324,7 @@ final class RecordingInterrupt: VirtioInterrupt, @unchecked Sendable {
 
     @Test func identityRegistersAndTheDriverInitSequence() throws {
         let interrupts = Atomic<Int>(0)
-        let notified = Mutex<[Int]>([])
+        let notified = Locked<[Int]>([])
         let device = VirtioBlock(name: "vda", backend: MemoryDisk(size: 4096), serial: "x")
         let t = VirtioMMIO(device: device, memory: memory, raiseInterrupt: { interrupts.add(1, ordering: .relaxed) },
                            notify: { q in notified.withLock { $0.append(q) } })
@@ -405,7 +406,7 @@ final class BrokenRunDuringReset: VirtioDevice, @unchecked Sendable {
     let name = "rng"
     let offeredFeatures = VirtioFeature.version1
     let queueMaxSizes: [UInt16] = [8]
-    private let state = Mutex<(interrupt: (any VirtioInterrupt)?, resets: Int)>((nil, 0))
+    private let state = Locked<(interrupt: (any VirtioInterrupt)?, resets: Int)>((nil, 0))
     var resets: Int { state.withLock { $0.resets } }
     func readConfig(offset: Int, into buffer: UnsafeMutableRawBufferPointer) { readConfigBytes([], offset: offset, into: buffer) }
     func activate(features: UInt64, queues: [SplitQueue?], interrupt: any VirtioInterrupt) throws {

@@ -1,3 +1,4 @@
+import Locking
 import Diagnostics
 import GuestMemory
 import Synchronization
@@ -37,7 +38,7 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
     private struct Config { var numPages: UInt32, actual: UInt32 }
     /// Apart from the queue state: config accesses come from vCPUs and must not wait for a
     /// queue run.
-    private let config: Mutex<Config>
+    private let config: Locked<Config>
 
     private struct Active: @unchecked Sendable {
         let layout: BalloonQueueLayout
@@ -64,7 +65,7 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
         var nextWaiter: UInt64 = 0
         var counters = BalloonCounters()
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// - Parameters:
     ///   - ramSize: the guest's RAM; a larger target is clamped to it.
@@ -83,7 +84,7 @@ public final class VirtioBalloon: VirtioDevice, BalloonControl {
         // As many queues as the offered features allow; fewer are used when the driver
         // negotiates less.
         queueMaxSizes = Array(repeating: Self.queueSize, count: BalloonQueueLayout(features: features).roles.count)
-        config = Mutex(Config(numPages: Self.pages(options.initialTarget, ramSize), actual: 0))
+        config = Locked(Config(numPages: Self.pages(options.initialTarget, ramSize), actual: 0))
     }
 
     private static func pages(_ bytes: UInt64, _ ramSize: UInt64) -> UInt32 {

@@ -1,3 +1,4 @@
+import Locking
 import Diagnostics
 import Synchronization
 import Virtio
@@ -34,7 +35,7 @@ final class NetQueuePair: Sendable {
         let receiver = NetReceiver()
         let transmitter = NetTransmitter()
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(index: Int, backend: any NetBackend, vhost: Bool, log: DeviceLog) throws {
         self.index = index

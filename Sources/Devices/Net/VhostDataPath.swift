@@ -1,3 +1,4 @@
+import Locking
 import GuestMemory
 import LinuxSupport
 import Synchronization
@@ -19,7 +20,7 @@ final class VhostDataPath: Sendable {
     let vhost: VhostNet
     /// The eventfd vhost signals per queue when it has used buffers.
     let calls: [EventFD]
-    private let doorbells = Mutex<[Int: Int32]>([:])
+    private let doorbells = Locked<[Int: Int32]>([:])
 
     init() throws {
         vhost = try VhostNet()

@@ -1,3 +1,4 @@
+import Locking
 import ByteOrder
 import Diagnostics
 import Synchronization
@@ -31,7 +32,7 @@ public final class VirtioNet: VirtioDevice, VirtioHostIO, VirtioKernelQueues {
         /// Where the control queue is for the negotiated features.
         var index = 2
     }
-    private let control = Mutex(Control())
+    private let control = Locked(Control())
 
     static let linkUp: UInt16 = 1
     static let queueSize: UInt16 = 256, controlQueueSize: UInt16 = 64
