@@ -9,6 +9,9 @@ struct LinuxBenchReport {
         let label: String
         let higherIsBetter: Bool
         let digits: Int
+        /// Whether a ratio of medians means anything: not for a share such as a loss in
+        /// percent, which is often 0 and whose ratios swing by orders of magnitude on noise.
+        var hasRatios = true
     }
 
     let benchmark: String
@@ -31,9 +34,10 @@ struct LinuxBenchReport {
     /// The columns that get a ratio: all but the baseline.
     private var others: [BenchColumn] { columns.filter { $0 != baseline } }
 
-    /// `column`'s median over the baseline's, or nil when either is missing or the baseline's is zero.
+    /// `column`'s median over the baseline's, or nil when either is missing, the baseline's is zero
+    /// or the metric has no ratios.
     func ratio(_ metric: Int, _ column: BenchColumn) -> Double? {
-        guard let b = columns.firstIndex(of: baseline), let v = columns.firstIndex(of: column) else { return nil }
+        guard metrics[metric].hasRatios, let b = columns.firstIndex(of: baseline), let v = columns.firstIndex(of: column) else { return nil }
         let base = summary(metric, b).median
         return base > 0 ? summary(metric, v).median / base : nil
     }

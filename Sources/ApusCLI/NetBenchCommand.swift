@@ -110,7 +110,8 @@ struct NetBenchCommand: ParsableCommand {
             setup: "iperf3 between the guest (\(guestIP)) and the host end of tap \(tap), \(time) s per test; "
                 + "\(options.cpus) vCPU, \(guest.memoryMiB) MiB",
             partner: { column, run in
-                NetBenchDriver(client: client, tests: tests, logPrefix: "\(logDirectory)/net-\(column.name)-\(run)-iperf3")
+                NetBenchDriver(client: client, tests: tests, logPrefix: "\(logDirectory)/net-\(column.name)-\(run)-iperf3",
+                               label: "\(column.name), run \(run)")
             },
             figures: { boot, driver throws(CLIError) in
                 guard boot.marks["done"] != nil else { throw CLIError("the guest never finished (no 'APUS-BENCH: done')") }

@@ -12,18 +12,24 @@ final class NetBenchDriver: BenchPartner {
     let tests: [NetBenchTest]
     /// iperf3's stderr for test T goes to "\(logPrefix)-T.log".
     let logPrefix: String
+    /// Names the boot in progress lines, e.g. "apus-pci, run 2".
+    let label: String
     /// One report per test, in `tests`' order, once the guest was ready.
     private(set) var results: [IperfResult] = []
 
-    init(client: IperfClient, tests: [NetBenchTest], logPrefix: String) {
+    init(client: IperfClient, tests: [NetBenchTest], logPrefix: String, label: String = "") {
         self.client = client
         self.tests = tests
         self.logPrefix = logPrefix
+        self.label = label
     }
 
     func guestPrinted(_ key: String, _ mark: BenchGuestRun.Mark) throws(CLIError) {
         guard key == "ready" else { return }
         for test in tests {
+            // A line per test: a boot takes minutes in the nested host, and when the host dies
+            // the last line says which test it died in.
+            if !label.isEmpty { fputsError("bench net: \(label): \(test.name)") }
             results.append(try client.run(test, errorLog: "\(logPrefix)-\(test.name).log"))
         }
         try connectAndClose(client.server, Self.stopPort)

@@ -57,7 +57,8 @@ struct NetBenchTest: Equatable {
                    higherIsBetter: true, digits: 1)]
         case .udp(let payload):
             [.init(key: "\(name)-pps", label: "UDP \(direction.arrow), \(payload) B, received (packets/s)", higherIsBetter: true, digits: 0),
-             .init(key: "\(name)-loss-pct", label: "UDP \(direction.arrow), \(payload) B, lost (%)", higherIsBetter: false, digits: 1)]
+             .init(key: "\(name)-loss-pct", label: "UDP \(direction.arrow), \(payload) B, lost (%)", higherIsBetter: false, digits: 1,
+                   hasRatios: false)]
         }
     }
 

@@ -214,6 +214,7 @@ import Testing
         #expect(tests[2].iperfArguments == [] && tests[5].iperfArguments == ["-u", "-l", "64", "-b", "0"])
         #expect(tests.flatMap(\.metrics).map(\.key).suffix(2) == ["udp-host-to-guest-64b-pps", "udp-host-to-guest-64b-loss-pct"])
         #expect(tests.flatMap(\.metrics).count == 8)
+        #expect(tests.flatMap(\.metrics).filter { !$0.hasRatios }.map(\.key) == ["udp-guest-to-host-64b-loss-pct", "udp-host-to-guest-64b-loss-pct"])
     }
 
     @Test func iperfReportsGiveTheReceiversFigures() throws {
@@ -260,11 +261,13 @@ import Testing
     @Test func theNetTableShowsEachColumnsDataPath() {
         let report = LinuxBenchReport(
             benchmark: "net", setup: "", runs: 1, columns: [BenchColumn(.apusPCI), BenchColumn(.apusPCI, vhost: true), BenchColumn(.qemuQ35)],
-            baseline: BenchColumn(.apusPCI), metrics: [.init(key: "x", label: "x", higherIsBetter: true, digits: 0)],
-            samples: [[[100], [200], [50]]], showsDataPath: true)
+            baseline: BenchColumn(.apusPCI),
+            metrics: [.init(key: "x", label: "x", higherIsBetter: true, digits: 0), .init(key: "loss", label: "loss", higherIsBetter: false, digits: 0, hasRatios: false)],
+            samples: [[[100], [200], [50]], [[0], [1], [2]]], showsDataPath: true)
         let table = report.table(), json = report.json()
         #expect(table.contains("apus (userspace)") && table.contains("vhost-net (kernel)") && table.contains("QEMU (userspace)"))
         #expect(table.contains("ratio to apus-pci") && json.contains("\"apus-pci-vhost/apus-pci\": 2.000"))
         #expect(json.contains("\"data_path\": \"vhost-net (kernel)\""))
+        #expect(report.ratio(1, BenchColumn(.qemuQ35)) == nil && json.contains("\"qemu-q35/apus-pci\": null"))
     }
 }
