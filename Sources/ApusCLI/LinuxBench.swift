@@ -25,12 +25,16 @@ struct LinuxBench<Partner: BenchPartner> {
     let partner: (_ column: BenchColumn, _ run: Int) -> Partner
     /// The figures of one boot, one per metric.
     let figures: (BenchGuestRun, Partner) throws(CLIError) -> [Double]
+    /// Whether a failed boot is counted and the benchmark goes on (`apus bench net`), rather
+    /// than ending it: the report then shows the failures per column.
+    var keepGoing = false
 
     func run() throws(CLIError) -> LinuxBenchReport {
         try checkHost()
         let apus = try currentExecutable()
         fputsError("bench \(name): \(runs) run\(runs == 1 ? "" : "s") of \(columns.map(\.name).joined(separator: ", ")); VMM logs in \(logDirectory)")
         var samples = Array(repeating: Array(repeating: [Double](), count: columns.count), count: metrics.count)
+        var failures = Array(repeating: 0, count: columns.count)
         for run in 0..<runs {
             for turn in 0..<columns.count {
                 let v = (run + turn) % columns.count, column = columns[v]
@@ -40,17 +44,21 @@ struct LinuxBench<Partner: BenchPartner> {
                     CLIError("\(column.name), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
                 }
                 let partner = partner(column, run + 1)
-                let boot: BenchGuestRun
-                do { boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log, partner: partner) } catch {
-                    throw failure(error)
-                }
                 // A run counts only if the guest finished and the VMM then exited cleanly.
                 let values: [Double]
-                do {
-                    values = try figures(boot, partner)
-                    guard boot.exitStatus == 0 else { throw CLIError("the VMM exited with status \(boot.exitStatus), not 0") }
+                do throws(CLIError) {
+                    let boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log, partner: partner)
+                    do throws(CLIError) {
+                        values = try figures(boot, partner)
+                        guard boot.exitStatus == 0 else { throw CLIError("the VMM exited with status \(boot.exitStatus), not 0") }
+                    } catch {
+                        throw CLIError("\(error)\(boot.consoleTail)")
+                    }
                 } catch {
-                    throw failure(CLIError("\(error)\(boot.consoleTail)"))
+                    guard keepGoing else { throw failure(error) }
+                    failures[v] += 1
+                    fputsError("bench \(name): run \(run + 1)/\(runs), \(column.name): FAILED, going on: \(failure(error))")
+                    continue
                 }
                 for (m, value) in values.enumerated() { samples[m][v].append(value) }
                 let shown = zip(metrics, values).map { "\($0.label) \(format($1, digits: $0.digits))" }
@@ -58,7 +66,8 @@ struct LinuxBench<Partner: BenchPartner> {
             }
         }
         return LinuxBenchReport(benchmark: name, setup: setup, runs: runs, columns: columns, baseline: baseline,
-                                metrics: metrics, samples: samples, showsDataPath: guest.net != nil)
+                                metrics: metrics, samples: samples, showsDataPath: guest.net != nil,
+                                failures: failures.contains { $0 > 0 } ? failures : [])
     }
 
     /// Refuses early, with the way out, where a stock Linux guest cannot boot at all.

@@ -28,6 +28,12 @@ struct LinuxBenchReport {
     /// Whether the columns differ in their network data path (`apus bench net`): the table gets a
     /// header line for it and the JSON a `data_path` per result.
     var showsDataPath = false
+    /// Failed boots per column, for benchmarks that go on after one (`apus bench net`: the
+    /// nested host's emulation crashes guests under network load); empty when none failed.
+    /// A failed boot adds no sample to any metric.
+    var failures: [Int] = []
+
+    private var anyFailed: Bool { failures.contains { $0 > 0 } }
 
     func summary(_ metric: Int, _ column: Int) -> SampleSummary { SampleSummary(samples[metric][column]) }
 
@@ -39,7 +45,7 @@ struct LinuxBenchReport {
     func ratio(_ metric: Int, _ column: BenchColumn) -> Double? {
         guard metrics[metric].hasRatios, let b = columns.firstIndex(of: baseline), let v = columns.firstIndex(of: column) else { return nil }
         let base = summary(metric, b).median
-        return base > 0 ? summary(metric, v).median / base : nil
+        return base > 0 && !samples[metric][v].isEmpty ? summary(metric, v).median / base : nil
     }
 
     private var ratioNote: String {
@@ -53,10 +59,11 @@ struct LinuxBenchReport {
         let cells = metrics.indices.map { m in
             columns.indices.map { v in
                 let s = summary(m, v), d = metrics[m].digits
-                return "\(format(s.median, digits: d)) [\(format(s.min, digits: d))–\(format(s.max, digits: d))]"
+                return samples[m][v].isEmpty ? "—" : "\(format(s.median, digits: d)) [\(format(s.min, digits: d))–\(format(s.max, digits: d))]"
             }
         }
-        let labelWidth = ((labels + [ratioHeading]).map(\.count).max() ?? 0) + 2
+        let failedLabel = "failed boots (no figures)"
+        let labelWidth = ((labels + [ratioHeading, failedLabel]).map(\.count).max() ?? 0) + 2
         let headers = [columns.map(\.name), columns.map(\.transport)] + (showsDataPath ? [columns.map(\.dataPath)] : [])
         let cellWidth = max(24, ((cells.flatMap { $0 } + headers.flatMap { $0 }).map(\.count).max() ?? 0) + 2)
         func line(_ first: String, _ cells: [String]) -> String {
@@ -66,6 +73,7 @@ struct LinuxBenchReport {
         }
         for header in headers { out += line("", header) }
         for m in metrics.indices { out += line(labels[m], cells[m]) }
+        if anyFailed { out += line(failedLabel, failures.map { "\($0) of \(runs)" }) }
         // The ratios in a block of their own below, in the same columns as the VMMs they belong
         // to: nine columns side by side would not fit a terminal.
         guard !others.isEmpty else { return out }
@@ -86,8 +94,10 @@ struct LinuxBenchReport {
             let results = columns.enumerated().map { v, column in
                 let s = summary(m, v), d = metric.digits
                 let dataPath = showsDataPath ? "\"data_path\": \"\(column.dataPath)\", " : ""
-                return "\"\(column.name)\": {\"transport\": \"\(column.transport)\", \(dataPath)\"median\": \(format(s.median, digits: d)), "
-                    + "\"min\": \(format(s.min, digits: d)), \"max\": \(format(s.max, digits: d)), \"samples\": \(list(samples[m][v], d))}"
+                // No sample (every boot failed): null figures, not zeros that look measured.
+                func figure(_ value: Double) -> String { samples[m][v].isEmpty ? "null" : format(value, digits: d) }
+                return "\"\(column.name)\": {\"transport\": \"\(column.transport)\", \(dataPath)\"median\": \(figure(s.median)), "
+                    + "\"min\": \(figure(s.min)), \"max\": \(figure(s.max)), \"samples\": \(list(samples[m][v], d))}"
             }
             let ratios = others.map { "\"\($0.name)/\(baseline.name)\": \(ratio(m, $0).map { format($0, digits: 3) } ?? "null")" }
             return "    {\"metric\": \"\(metric.key)\", \"label\": \"\(metric.label)\", \"higher_is_better\": \(metric.higherIsBetter),\n"
@@ -96,6 +106,7 @@ struct LinuxBenchReport {
         }
         return "{\n  \"benchmark\": \"\(benchmark)\",\n  \"setup\": \"\(jsonEscaped(setup))\",\n  \"runs\": \(runs),\n"
             + "  \"baseline\": \"\(baseline.name)\",\n"
+            + (anyFailed ? "  \"failed_boots\": {" + zip(columns, failures).map { "\"\($0.name)\": \($1)" }.joined(separator: ", ") + "},\n" : "")
             + "  \"metrics\": [\n" + items.joined(separator: ",\n") + "\n  ]\n}\n"
     }
 

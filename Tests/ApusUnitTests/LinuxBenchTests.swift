@@ -258,6 +258,17 @@ import Testing
         #expect(figures.count == 3 && figures[0] > 0 && figures[1] > 0 && (0...100).contains(figures[2]))
     }
 
+    @Test func failedBootsAreCountedAndAColumnWithoutFiguresShowsNone() {
+        let report = LinuxBenchReport(
+            benchmark: "net", setup: "", runs: 2, columns: [BenchColumn(.apusPCI), BenchColumn(.apusPCI, vhost: true)],
+            baseline: BenchColumn(.apusPCI), metrics: [.init(key: "x", label: "x", higherIsBetter: true, digits: 0)],
+            samples: [[[100, 120], []]], showsDataPath: true, failures: [0, 2])
+        let table = report.table(), json = report.json()
+        #expect(table.contains("failed boots (no figures)") && table.contains("2 of 2") && table.contains("—"))
+        #expect(report.ratio(0, BenchColumn(.apusPCI, vhost: true)) == nil)
+        #expect(json.contains("\"failed_boots\": {\"apus-pci\": 0, \"apus-pci-vhost\": 2}") && json.contains("\"median\": null"))
+    }
+
     @Test func theNetTableShowsEachColumnsDataPath() {
         let report = LinuxBenchReport(
             benchmark: "net", setup: "", runs: 1, columns: [BenchColumn(.apusPCI), BenchColumn(.apusPCI, vhost: true), BenchColumn(.qemuQ35)],
