@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// A VMM that `apus bench boot` and `apus bench blk` boot the benchmark guest under. Every one
+/// A VMM that `apus bench boot`, `blk` and `net` boot the benchmark guest under. Every one
 /// gets the same kernel, initramfs, command line, vCPUs, RAM and disk image; only the VMM (and
 /// what it brings: firmware, device model, transport) differs. Apus appears once per transport,
 /// so that a table can tell what the VMM costs from what its transport costs.

@@ -3,7 +3,7 @@ import Glibc
 import LinuxSupport
 import Testing
 
-/// The pieces of `apus bench boot|blk` that need no KVM: watching a "VMM" (here a shell script
+/// The pieces of `apus bench boot|blk|net` that need no KVM: watching a "VMM" (here a shell script
 /// standing in for one) through its console, and the report.
 @Suite struct BenchGuestRunTests {
     let log = "/tmp/apus-unit-bench-\(getpid()).log"
