@@ -13,7 +13,7 @@
 #
 #   KERNEL_PACKAGE=linux-image-rt-amd64 (any Debian kernel package) with run, e2e, guest-linux and
 #   the benchmarks builds and boots that kernel with its own modules.
-#   make bench-smoke  apus bench boot and blk, one short run of each VMM column (part of make test)
+#   make bench-smoke  apus bench boot, blk and net, one short run of each column (part of make test)
 #   make fuzz       each libFuzzer target (Fuzz/) for FUZZ_SECONDS (default 60); fuzz-smoke, part of
 #                   make test, for FUZZ_SMOKE_SECONDS (10). A crash fails either.
 #   make tsan       the unit and KVM tests under ThreadSanitizer (part of make test)
@@ -24,6 +24,8 @@
 #   make bench-boot apus bench boot: boot time, apus over virtio-mmio, virtio-pci (MMIO and PIO
 #                   doorbells) beside QEMU microvm and q35 (nested host here)
 #   make bench-blk  apus bench blk: virtio-blk throughput and IOPS (fio), the same five columns
+#   make bench-net  apus bench net: virtio-net TCP throughput and small-UDP rate (iperf3), apus and
+#                   QEMU q35, each with its own data path and with vhost-net (nested host here)
 
 SHELL := /bin/bash
 # The Swift toolchain lives in /opt/swift on the project's machines.
@@ -40,7 +42,7 @@ APUS_RELEASE := .build/release/apus
 include mk/linux.mk
 
 .PHONY: all deps build release guests guest bench-tools unit tsan cli-tests e2e harness-selftest nested-soak \
-	test run bench bench-boot bench-blk bench-smoke fuzz-build fuzz fuzz-smoke clean
+	test run bench bench-boot bench-blk bench-net bench-smoke fuzz-build fuzz fuzz-smoke clean
 
 # `make guest`: the Linux guest assets (alias of guest-linux from mk/linux.mk).
 guest: guest-linux
@@ -95,9 +97,11 @@ SOAK_BOOTS ?= 20
 nested-soak: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) scripts/nested-soak.sh $(SOAK_BOOTS)
 
-# One short run of each Linux benchmark, every VMM column (apus-mmio, apus-pci, apus-pci-pio and
-# both QEMUs) once: they must keep working (no thresholds on the figures).
-bench-smoke: release guest-linux guest-linux-fio
+# One short run of each Linux benchmark, every column once (boot and blk: apus-mmio, apus-pci,
+# apus-pci-pio and both QEMUs; net: apus-pci and qemu-q35, with and without vhost-net): they must
+# keep working (no thresholds on the figures). In the nested host here: boot about 40 s, blk about
+# 2 min, net 1.5 to 2 min (its own nested host boot included).
+bench-smoke: release guest-linux guest-linux-fio guest-linux-iperf3
 	LINUX_ASSETS=$(LINUX_OUT) tests/bench-linux-smoke.sh
 
 # libFuzzer targets (Fuzz/; docs/security.md, "Fuzzing"), built with AddressSanitizer into
@@ -133,13 +137,17 @@ run: release guest-linux
 bench: release guests bench-tools
 	$(APUS_RELEASE) bench exits
 
-# BENCH_ARGS: extra `apus bench boot|blk` options, e.g. make bench-blk BENCH_ARGS='--runs 5 --json'
+# BENCH_ARGS: extra `apus bench boot|blk|net` options, e.g. make bench-blk BENCH_ARGS='--runs 5 --json'
 # or BENCH_ARGS='--vmm apus-pci apus-pci-pio --baseline apus-pci' (all five VMMs by default).
 bench-boot: release guest-linux
 	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh boot $(BENCH_ARGS)
 
 bench-blk: release guest-linux guest-linux-fio
 	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh blk $(BENCH_ARGS)
+
+# make bench-net BENCH_ARGS='--runs 5 --time 10' or '--vmm apus-mmio qemu-microvm --vhost off'
+bench-net: release guest-linux guest-linux-iperf3
+	LINUX_ASSETS=$(LINUX_OUT) scripts/bench-linux.sh net $(BENCH_ARGS)
 
 clean:
 	rm -rf .build $(TSAN_BUILD) $(FUZZ_BUILD) guest/build/bare guest/build/bench guest/build/e2e guest/build/demo \

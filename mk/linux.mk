@@ -7,6 +7,8 @@
 #   guest-linux-second   the same for SECOND_KERNEL_PACKAGE (e2e's second flavour)
 #   guest-linux-fio      the same guest with fio added, for `apus bench blk`:
 #                        $(LINUX_OUT)/initrd-fio.cpio.gz
+#   guest-linux-iperf3   the same guest with iperf3, for `apus bench net`:
+#                        $(LINUX_OUT)/initrd-iperf3.cpio.gz
 #   linux-bzimage-info   print (and sanity-check) the bzImage setup header of $(LINUX_OUT)/vmlinuz
 #   nested-host-check    boot the nested test host with the kvmcheck payload; fails unless KVM
 #                        works inside it (exits/timings are printed)
@@ -32,13 +34,16 @@ NESTED_OUT ?= $(GUEST_BUILD)/nested
 NESTED_TIMEOUT ?= 1200
 KVMCHECK_CC ?= gcc
 
-.PHONY: guest-linux guest-linux-fio guest-linux-second linux-bzimage-info nested-host-check nested-detect guest-linux-clean
+.PHONY: guest-linux guest-linux-fio guest-linux-iperf3 guest-linux-second linux-bzimage-info nested-host-check nested-detect guest-linux-clean
 
 guest-linux:
 	KERNEL_PACKAGE=$(KERNEL_PACKAGE) $(APUS_ROOT)/guest/linux/build-initramfs.sh $(LINUX_OUT)
 
 guest-linux-fio:
 	KERNEL_PACKAGE=$(KERNEL_PACKAGE) $(APUS_ROOT)/guest/linux/build-initramfs.sh --fio $(LINUX_OUT)
+
+guest-linux-iperf3:
+	KERNEL_PACKAGE=$(KERNEL_PACKAGE) $(APUS_ROOT)/guest/linux/build-initramfs.sh --iperf3 $(LINUX_OUT)
 
 guest-linux-second:
 	KERNEL_PACKAGE=$(SECOND_KERNEL_PACKAGE) $(APUS_ROOT)/guest/linux/build-initramfs.sh $(SECOND_LINUX_OUT)
@@ -65,4 +70,5 @@ nested-detect:
 
 guest-linux-clean:
 	rm -rf $(LINUX_OUT)/initrd-root $(SECOND_LINUX_OUT)/initrd-root $(SECOND_LINUX_OUT)/initrd.cpio.gz $(LINUX_OUT)/initrd.cpio.gz $(LINUX_OUT)/initrd.stamp \
-		$(LINUX_OUT)/initrd-fio-root $(LINUX_OUT)/initrd-fio.cpio.gz $(LINUX_OUT)/initrd-fio.stamp $(NESTED_OUT)
+		$(LINUX_OUT)/initrd-fio-root $(LINUX_OUT)/initrd-fio.cpio.gz $(LINUX_OUT)/initrd-fio.stamp \
+		$(LINUX_OUT)/initrd-iperf3-root $(LINUX_OUT)/initrd-iperf3.cpio.gz $(LINUX_OUT)/initrd-iperf3.stamp $(NESTED_OUT)

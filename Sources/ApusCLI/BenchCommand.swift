@@ -7,7 +7,7 @@ public struct BenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure what virtualization costs on this machine.",
-        subcommands: [ExitsBenchCommand.self, BootBenchCommand.self, BlkBenchCommand.self])
+        subcommands: [ExitsBenchCommand.self, BootBenchCommand.self, BlkBenchCommand.self, NetBenchCommand.self])
     public init() {}
 }
 

@@ -24,9 +24,11 @@ struct BenchGuestRun {
     /// The last console lines, for diagnosing a failed run.
     private(set) var tail: [String] = []
 
-    /// Boots `command`, waiting at most `timeout` seconds; the VMM's stderr goes to `errorLog`.
-    /// Throws when the VMM cannot start, times out, or the guest reports an error.
-    init(command: (path: String, arguments: [String]), timeout: Double, errorLog: String) throws(CLIError) {
+    /// Boots `command`, waiting at most `timeout` seconds; the VMM's stderr goes to `errorLog`;
+    /// `partner` is told of each mark as it arrives. Throws when the VMM cannot start, times out,
+    /// the guest reports an error or the partner fails.
+    init(command: (path: String, arguments: [String]), timeout: Double, errorLog: String,
+         partner: any BenchPartner = NoPartner()) throws(CLIError) {
         let child: ChildProcess
         do {
             child = try ChildProcess(command.path, command.arguments, standardError: errorLog)
@@ -39,10 +41,16 @@ struct BenchGuestRun {
         }
         var deadline = child.startTime + timeout
         while let line = try watching({ () throws(SystemError) in try child.nextLine(before: deadline) }) {
-            record(line, start: child.startTime)
+            let key = record(line, start: child.startTime)
             if let error = marks["error"] {
                 _ = try watching { () throws(SystemError) in try child.terminate() }
                 throw CLIError("the guest reported an error: \(error.fields["text"] ?? "?")\(consoleTail)")
+            }
+            if let key, let mark = marks[key] {
+                do { try partner.guestPrinted(key, mark) } catch {
+                    _ = try watching { () throws(SystemError) in try child.terminate() }
+                    throw CLIError("\(error)\(consoleTail)")
+                }
             }
             // After "done" the guest only powers off: a VMM that does not exit soon is stuck.
             if marks["done"] != nil { deadline = min(deadline, MonotonicClock.now() + Self.exitGrace) }
@@ -58,12 +66,13 @@ struct BenchGuestRun {
         exitStatus = try watching { () throws(SystemError) in try child.waitForExit(before: exitDeadline) }
     }
 
-    private mutating func record(_ line: ChildProcess.Line, start: Double) {
+    /// Keeps `line` in the tail and, if it is the first mark of its key, in `marks`; returns that key.
+    private mutating func record(_ line: ChildProcess.Line, start: Double) -> String? {
         tail.append(line.text)
         if tail.count > 20 { tail.removeFirst() }
-        guard let range = line.text.firstRange(of: "APUS-BENCH: ") else { return }
+        guard let range = line.text.firstRange(of: "APUS-BENCH: ") else { return nil }
         let words = line.text[range.upperBound...].split(separator: " ")
-        guard let key = words.first.map(String.init), marks[key] == nil else { return }
+        guard let key = words.first.map(String.init), marks[key] == nil else { return nil }
         var fields: [String: String] = [:]
         if key == "error" {
             fields["text"] = words.dropFirst().joined(separator: " ")
@@ -74,6 +83,7 @@ struct BenchGuestRun {
             }
         }
         marks[key] = Mark(time: line.time - start, fields: fields)
+        return key
     }
 
     /// The last console lines, indented under a heading, to append to an error message.

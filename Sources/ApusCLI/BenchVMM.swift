@@ -1,6 +1,6 @@
 import ArgumentParser
 
-/// A VMM that `apus bench boot` and `apus bench blk` boot the benchmark guest under. Every one
+/// A VMM that `apus bench boot`, `blk` and `net` boot the benchmark guest under. Every one
 /// gets the same kernel, initramfs, command line, vCPUs, RAM and disk image; only the VMM (and
 /// what it brings: firmware, device model, transport) differs. Apus appears once per transport,
 /// so that a table can tell what the VMM costs from what its transport costs.
@@ -52,6 +52,16 @@ struct BenchGuest {
     var memoryMiB: UInt64
     /// A raw image attached as the guest's first virtio-blk disk (/dev/vda), or nil.
     var disk: String?
+    /// A virtio-net NIC on a host tap (`apus bench net`), or nil.
+    var net: BenchNet?
+}
+
+/// The guest's NIC in `apus bench net`: every VMM attaches it to the same tap, which exists
+/// before the first boot with its host end configured, and gives it the same MAC, so the host's
+/// neighbour cache stays right when the VMMs take turns.
+struct BenchNet {
+    var tap: String
+    var mac = "52:54:00:12:34:56"
 }
 
 /// Where QEMU and its firmware are.
@@ -65,7 +75,8 @@ struct QEMUSetup {
 
 extension BenchVMM {
     /// The program and arguments that boot `guest` with its serial console (COM1) on stdout.
-    func command(for guest: BenchGuest, apus: String, qemu: QEMUSetup) -> (path: String, arguments: [String]) {
+    /// `vhost` hands the NIC's data path to the kernel's vhost-net (only with `guest.net`).
+    func command(for guest: BenchGuest, apus: String, qemu: QEMUSetup, vhost: Bool = false) -> (path: String, arguments: [String]) {
         switch self {
         case .apusMMIO, .apusPCI, .apusPCIPIO:
             var arguments = ["run", "--kernel", guest.kernel, "--initrd", guest.initrd, "--cmdline", guest.commandLine,
@@ -78,6 +89,8 @@ extension BenchVMM {
             default: arguments += ["--transport", "mmio"]
             }
             if let disk = guest.disk { arguments += ["--disk", "path=\(disk)"] }
+            // vhost=off spelled out too, for the same reason as the transport.
+            if let net = guest.net { arguments += ["--net", "tap=\(net.tap),mac=\(net.mac),vhost=\(vhost ? "on" : "off")"] }
             return (apus, arguments)
         case .qemuMicrovm, .qemuQ35:
             let machine = self == .qemuMicrovm ? "microvm" : "q35"
@@ -92,6 +105,13 @@ extension BenchVMM {
             if let disk = guest.disk {
                 arguments += ["-drive", "id=disk0,file=\(disk),format=raw,if=none",
                               "-device", "\(blockDevice),drive=disk0"]
+            }
+            if let net = guest.net {
+                // script=no: the tap exists and is configured already, as for apus. romfile=:
+                // no iPXE option ROM, which the guest never uses and apus does not load either.
+                let nic = self == .qemuMicrovm ? "virtio-net-device,netdev=n0,mac=\(net.mac)" : "virtio-net-pci,netdev=n0,mac=\(net.mac),romfile="
+                arguments += ["-netdev", "tap,id=n0,ifname=\(net.tap),script=no,downscript=no,vhost=\(vhost ? "on" : "off")",
+                              "-device", nic]
             }
             return (qemu.binary, arguments)
         }

@@ -1,15 +1,19 @@
+import ArgumentParser
 import Glibc
 import KVM
 import LinuxSupport
 
-/// The loop behind `apus bench boot` and `apus bench blk`: boot the same guest under each VMM in
-/// turn, `runs` times, collect each boot's figures, and report medians and ratios to a baseline.
+/// The loop behind `apus bench boot`, `blk` and `net`: boot the same guest under each column's
+/// VMM in turn, `runs` times, collect each boot's figures, and report medians and ratios to a
+/// baseline.
 ///
-/// The VMMs alternate, and each run starts with a different one, so slow drifts of a noisy host
-/// (thermal, other tenants, the nested host's own timers) spread over all of them.
-struct LinuxBench {
+/// The columns alternate, and each run starts with a different one, so slow drifts of a noisy
+/// host (thermal, other tenants, the nested host's own timers) spread over all of them.
+struct LinuxBench<Partner: BenchPartner> {
     let name: String
     let options: LinuxBenchOptions
+    let columns: [BenchColumn]
+    let baseline: BenchColumn
     let runs: Int
     /// Where each boot's VMM stderr goes (`makeLogDirectory`).
     let logDirectory: String
@@ -17,42 +21,53 @@ struct LinuxBench {
     let metrics: [LinuxBenchReport.Metric]
     /// Describes the setup in one line for the report.
     let setup: String
+    /// A fresh host-side partner for one boot of a column (its iperf3 log is named after both).
+    let partner: (_ column: BenchColumn, _ run: Int) -> Partner
     /// The figures of one boot, one per metric.
-    let figures: (BenchGuestRun) throws(CLIError) -> [Double]
+    let figures: (BenchGuestRun, Partner) throws(CLIError) -> [Double]
+    /// Whether a failed boot is counted and the benchmark goes on (`apus bench net`), rather
+    /// than ending it: the report then shows the failures per column.
+    var keepGoing = false
 
     func run() throws(CLIError) -> LinuxBenchReport {
         try checkHost()
         let apus = try currentExecutable()
-        let vmms = options.vmms
-        fputsError("bench \(name): \(runs) run\(runs == 1 ? "" : "s") of \(vmms.map(\.rawValue).joined(separator: ", ")); VMM logs in \(logDirectory)")
-        var samples = Array(repeating: Array(repeating: [Double](), count: vmms.count), count: metrics.count)
+        fputsError("bench \(name): \(runs) run\(runs == 1 ? "" : "s") of \(columns.map(\.name).joined(separator: ", ")); VMM logs in \(logDirectory)")
+        var samples = Array(repeating: Array(repeating: [Double](), count: columns.count), count: metrics.count)
+        var failures = Array(repeating: 0, count: columns.count)
         for run in 0..<runs {
-            for turn in 0..<vmms.count {
-                let v = (run + turn) % vmms.count, vmm = vmms[v]
-                let log = "\(logDirectory)/\(name)-\(vmm.rawValue)-\(run + 1).log"
-                let command = vmm.command(for: guest, apus: apus, qemu: options.qemuSetup)
+            for turn in 0..<columns.count {
+                let v = (run + turn) % columns.count, column = columns[v]
+                let log = "\(logDirectory)/\(name)-\(column.name)-\(run + 1).log"
+                let command = column.command(for: guest, apus: apus, qemu: options.qemuSetup)
                 func failure(_ error: CLIError) -> CLIError {
-                    CLIError("\(vmm.rawValue), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
+                    CLIError("\(column.name), run \(run + 1): \(error)\n  command: \(([command.path] + command.arguments).joined(separator: " "))\n  its stderr: \(log)")
                 }
-                let boot: BenchGuestRun
-                do { boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log) } catch {
-                    throw failure(error)
-                }
+                let partner = partner(column, run + 1)
                 // A run counts only if the guest finished and the VMM then exited cleanly.
                 let values: [Double]
-                do {
-                    values = try figures(boot)
-                    guard boot.exitStatus == 0 else { throw CLIError("the VMM exited with status \(boot.exitStatus), not 0") }
+                do throws(CLIError) {
+                    let boot = try BenchGuestRun(command: command, timeout: Double(options.timeout), errorLog: log, partner: partner)
+                    do throws(CLIError) {
+                        values = try figures(boot, partner)
+                        guard boot.exitStatus == 0 else { throw CLIError("the VMM exited with status \(boot.exitStatus), not 0") }
+                    } catch {
+                        throw CLIError("\(error)\(boot.consoleTail)")
+                    }
                 } catch {
-                    throw failure(CLIError("\(error)\(boot.consoleTail)"))
+                    guard keepGoing else { throw failure(error) }
+                    failures[v] += 1
+                    fputsError("bench \(name): run \(run + 1)/\(runs), \(column.name): FAILED, going on: \(failure(error))")
+                    continue
                 }
                 for (m, value) in values.enumerated() { samples[m][v].append(value) }
                 let shown = zip(metrics, values).map { "\($0.label) \(format($1, digits: $0.digits))" }
-                fputsError("bench \(name): run \(run + 1)/\(runs), \(vmm.rawValue): \(shown.joined(separator: ", "))")
+                fputsError("bench \(name): run \(run + 1)/\(runs), \(column.name): \(shown.joined(separator: ", "))")
             }
         }
-        return LinuxBenchReport(benchmark: name, setup: setup, runs: runs, vmms: vmms, baseline: options.baseline,
-                                metrics: metrics, samples: samples)
+        return LinuxBenchReport(benchmark: name, setup: setup, runs: runs, columns: columns, baseline: baseline,
+                                metrics: metrics, samples: samples, showsDataPath: guest.net != nil,
+                                failures: failures.contains { $0 > 0 } ? failures : [])
     }
 
     /// Refuses early, with the way out, where a stock Linux guest cannot boot at all.
@@ -66,6 +81,19 @@ struct LinuxBench {
                 inside the nested test host instead: `make bench-\(name)` (scripts/bench-linux.sh \(name))
                 """)
         }
+    }
+}
+
+extension LinuxBench where Partner == NoPartner {
+    /// A benchmark whose guest works alone (boot, blk): its columns are the VMMs of --vmm (or
+    /// all five), the baseline --baseline's.
+    init(name: String, options: LinuxBenchOptions, runs: Int, logDirectory: String, guest: BenchGuest,
+         metrics: [LinuxBenchReport.Metric], setup: String,
+         figures: @escaping (BenchGuestRun) throws(CLIError) -> [Double]) throws(ValidationError) {
+        let columns = options.columns(defaults: BenchVMM.allCases)
+        self.init(name: name, options: options, columns: columns, baseline: try options.baseline(of: columns), runs: runs,
+                  logDirectory: logDirectory, guest: guest, metrics: metrics, setup: setup,
+                  partner: { _, _ in NoPartner() }, figures: { boot, _ throws(CLIError) in try figures(boot) })
     }
 }
 

@@ -4,7 +4,7 @@ import LinuxSupport
 
 /// The command line of every benchmark boot: serial console, no boot chatter (every line costs
 /// port-I/O exits, and the VMMs would race their UARTs rather than boot), and the scenario.
-private func benchCommandLine(_ scenario: String, _ extra: String = "") -> String {
+func benchCommandLine(_ scenario: String, _ extra: String = "") -> String {
     "console=ttyS0 panic=-1 quiet loglevel=4 apus.bench=1 apus.test=\(scenario)" + (extra.isEmpty ? "" : " \(extra)")
 }
 
@@ -55,6 +55,10 @@ struct BootBenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Initramfs with Apus's benchmark /init (guest/linux).", valueName: "file"))
     var initrd = "guest/build/linux/initrd.cpio.gz"
 
+    func validate() throws {
+        _ = try options.baseline(of: options.columns(defaults: BenchVMM.allCases))
+    }
+
     func run() throws {
         let logDirectory = try options.makeLogDirectory()
         let image = "\(logDirectory)/boot-scratch.img"
@@ -67,7 +71,7 @@ struct BootBenchCommand: ParsableCommand {
             LinuxBenchReport.Metric(key: "kernel-uptime-at-init", label: "kernel's uptime at init (s)", higherIsBetter: false, digits: 2),
             LinuxBenchReport.Metric(key: "to-exit", label: "to exit (s)", higherIsBetter: false, digits: 2),
         ]
-        let bench = LinuxBench(name: "boot", options: options, runs: options.runs ?? 5,
+        let bench = try LinuxBench(name: "boot", options: options, runs: options.runs ?? 5,
                                logDirectory: logDirectory, guest: guest, metrics: metrics,
                                setup: "\(options.kernel) + \(initrd), a 16 MiB virtio-blk disk, \(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in
             guard let exit = boot.exitTime else { throw CLIError("the VMM did not exit") }
@@ -122,6 +126,7 @@ struct BlkBenchCommand: ParsableCommand {
     func validate() throws {
         guard (1...3600).contains(runtime) else { throw ValidationError("--runtime must be 1 to 3600 seconds") }
         guard (1...256).contains(iodepth) else { throw ValidationError("--iodepth must be 1 to 256") }
+        _ = try options.baseline(of: options.columns(defaults: BenchVMM.allCases))
         guard let bytes = try? parseSize(diskSize), bytes % (1 << 20) == 0, bytes >= 16 << 20 else {
             throw ValidationError("--disk-size must be a whole number of MiB, at least 16M (got '\(diskSize)')")
         }
@@ -142,7 +147,7 @@ struct BlkBenchCommand: ParsableCommand {
                 ? LinuxBenchReport.Metric(key: "\(job.name)-mib-s", label: "\(job.name) 1 MiB (MiB/s)", higherIsBetter: true, digits: 1)
                 : LinuxBenchReport.Metric(key: "\(job.name)-iops", label: "\(job.name) 4 KiB (IOPS)", higherIsBetter: true, digits: 0)
         }
-        let bench = LinuxBench(name: "blk", options: options, runs: options.runs ?? 3, logDirectory: logDirectory, guest: guest, metrics: metrics,
+        let bench = try LinuxBench(name: "blk", options: options, runs: options.runs ?? 3, logDirectory: logDirectory, guest: guest, metrics: metrics,
                                setup: "fio on /dev/vda (\(diskSize) raw image), \(runtime) s per job, O_DIRECT, "
                                    + (iodepth == 1 ? "queue depth 1 (psync); " : "queue depth \(iodepth) (libaio); ")
                                    + "\(options.cpus) vCPU, \(guest.memoryMiB) MiB") { boot throws(CLIError) in

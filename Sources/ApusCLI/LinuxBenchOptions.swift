@@ -2,18 +2,18 @@ import ArgumentParser
 import Glibc
 import LinuxSupport
 
-/// The options `apus bench boot` and `apus bench blk` share: what to boot, under which VMMs,
-/// how often, and how to print the result.
+/// The options `apus bench boot`, `blk` and `net` share: what to boot, under which VMMs, how
+/// often, and how to print the result.
 struct LinuxBenchOptions: ParsableArguments {
     @Option(name: .customLong("vmm"), parsing: .upToNextOption,
-            help: ArgumentHelp("The VMMs to compare (`apus` is accepted for apus-mmio); the first run starts with the first one.", valueName: "name"))
-    var vmms: [BenchVMM] = BenchVMM.allCases
+            help: ArgumentHelp("The VMMs to compare (`apus` is accepted for apus-mmio); the first run starts with the first one. (default: all five for boot and blk; apus-pci qemu-q35 for net)", valueName: "name"))
+    var vmmList: [BenchVMM] = []
 
     @Option(name: .customLong("baseline"),
-            help: ArgumentHelp("The VMM the ratios are taken against: each other VMM's median over its median. (default: apus-mmio, or the first apus-* in --vmm)", valueName: "name"))
-    var baselineOption: BenchVMM?
+            help: ArgumentHelp("The column the ratios are taken against: each other column's median over its median; net's vhost-net columns end in -vhost. (default: apus-mmio, or the first apus-* column)", valueName: "name"))
+    var baselineOption: BenchColumn?
 
-    @Option(help: "Boots per VMM; the VMMs take turns, starting with a different one each run. (default: 5 for boot, 3 for blk)")
+    @Option(help: "Boots per column; the columns take turns, starting with a different one each run. (default: 5 for boot, 3 for blk and net)")
     var runs: Int?
 
     @Option(help: ArgumentHelp("Linux kernel (bzImage) every VMM boots.", valueName: "file"))
@@ -44,10 +44,10 @@ struct LinuxBenchOptions: ParsableArguments {
     var csv = false
 
     func validate() throws {
-        guard !vmms.isEmpty else { throw ValidationError("--vmm needs at least one VMM") }
-        guard Set(vmms).count == vmms.count else { throw ValidationError("--vmm lists a VMM twice (apus is apus-mmio)") }
-        if let baselineOption, !vmms.contains(baselineOption) {
-            throw ValidationError("--baseline \(baselineOption.rawValue) is not among the --vmm compared")
+        guard Set(vmmList).count == vmmList.count else { throw ValidationError("--vmm lists a VMM twice (apus is apus-mmio)") }
+        // Whether a vhost column is compared, only the command knows (`baseline(of:)`).
+        if let baselineOption, !vmmList.isEmpty, !vmmList.contains(baselineOption.vmm) {
+            throw ValidationError("--baseline \(baselineOption.name) is not among the --vmm compared")
         }
         guard runs.map({ (1...100).contains($0) }) ?? true else { throw ValidationError("--runs must be 1 to 100") }
         guard (1...64).contains(cpus) else { throw ValidationError("--cpus must be 1 to 64") }
@@ -78,10 +78,28 @@ struct LinuxBenchOptions: ParsableArguments {
         return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The VMMs compared: --vmm's, or the command's `defaults`.
+    func vmms(defaults: [BenchVMM]) -> [BenchVMM] { vmmList.isEmpty ? defaults : vmmList }
+
+    /// The report's columns: each VMM (--vmm's or `defaults`) once per NIC data path in `vhost`
+    /// (off, on), VMM by VMM, so that a VMM's data paths sit side by side.
+    func columns(defaults: [BenchVMM], vhost: [Bool] = [false]) -> [BenchColumn] {
+        vmms(defaults: defaults).flatMap { vmm in vhost.map { BenchColumn(vmm, vhost: $0) } }
+    }
+
     /// The column every ratio is relative to: apus-mmio unless told otherwise, the column the
-    /// reports before virtio-pci called `apus`, so their ratios and later ones stay comparable.
-    var baseline: BenchVMM {
-        baselineOption ?? (vmms.contains(.apusMMIO) ? .apusMMIO : vmms.first(where: \.isApus) ?? vmms[0])
+    /// reports before virtio-pci called `apus`, so their ratios and later ones stay comparable;
+    /// without it, the first apus column with apus's own data path. Throws when --baseline names
+    /// a column that is not compared.
+    func baseline(of columns: [BenchColumn]) throws(ValidationError) -> BenchColumn {
+        if let baselineOption {
+            guard columns.contains(baselineOption) else {
+                throw ValidationError("--baseline \(baselineOption.name) is not among the columns compared (\(columns.map(\.name).joined(separator: ", ")))")
+            }
+            return baselineOption
+        }
+        return columns.first { $0 == BenchColumn(.apusMMIO) } ?? columns.first { $0.vmm.isApus && !$0.vhost }
+            ?? columns.first { $0.vmm.isApus } ?? columns[0]
     }
 
     var qemuSetup: QEMUSetup { QEMUSetup(binary: qemu, firmware: qemuFirmware) }

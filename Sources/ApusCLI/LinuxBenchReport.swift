@@ -1,5 +1,6 @@
-/// The results of `apus bench boot` and `apus bench blk`: for each metric and VMM, one sample per
-/// run; rendered as a table, JSON or CSV with medians, ranges and ratios to one baseline VMM.
+/// The results of `apus bench boot`, `blk` and `net`: for each metric and column (a VMM, and for
+/// net its data path), one sample per run; rendered as a table, JSON or CSV with medians, ranges
+/// and ratios to one baseline column.
 struct LinuxBenchReport {
     struct Metric {
         /// Key for JSON and CSV, e.g. "to-init", "rand-read-iops".
@@ -8,63 +9,78 @@ struct LinuxBenchReport {
         let label: String
         let higherIsBetter: Bool
         let digits: Int
+        /// Whether a ratio of medians means anything: not for a share such as a loss in
+        /// percent, which is often 0 and whose ratios swing by orders of magnitude on noise.
+        var hasRatios = true
     }
 
     let benchmark: String
     /// One line on what was booted and how, printed above the table and kept in the JSON.
     let setup: String
     let runs: Int
-    let vmms: [BenchVMM]
-    /// The VMM every ratio is taken against. One baseline rather than every pair: with five
+    let columns: [BenchColumn]
+    /// The column every ratio is taken against. One baseline rather than every pair: with five
     /// columns, pairs would bury the figures; the baseline is named wherever a ratio appears.
-    let baseline: BenchVMM
+    let baseline: BenchColumn
     let metrics: [Metric]
-    /// `samples[metric][vmm]`: one value per run.
+    /// `samples[metric][column]`: one value per run.
     let samples: [[[Double]]]
+    /// Whether the columns differ in their network data path (`apus bench net`): the table gets a
+    /// header line for it and the JSON a `data_path` per result.
+    var showsDataPath = false
+    /// Failed boots per column, for benchmarks that go on after one (`apus bench net`: the
+    /// nested host's emulation crashes guests under network load); empty when none failed.
+    /// A failed boot adds no sample to any metric.
+    var failures: [Int] = []
 
-    func summary(_ metric: Int, _ vmm: Int) -> SampleSummary { SampleSummary(samples[metric][vmm]) }
+    private var anyFailed: Bool { failures.contains { $0 > 0 } }
 
-    /// The VMMs that get a ratio: all but the baseline.
-    private var others: [BenchVMM] { vmms.filter { $0 != baseline } }
+    func summary(_ metric: Int, _ column: Int) -> SampleSummary { SampleSummary(samples[metric][column]) }
 
-    /// `vmm`'s median over the baseline's, or nil when either is missing or the baseline's is zero.
-    func ratio(_ metric: Int, _ vmm: BenchVMM) -> Double? {
-        guard let b = vmms.firstIndex(of: baseline), let v = vmms.firstIndex(of: vmm) else { return nil }
+    /// The columns that get a ratio: all but the baseline.
+    private var others: [BenchColumn] { columns.filter { $0 != baseline } }
+
+    /// `column`'s median over the baseline's, or nil when either is missing, the baseline's is zero
+    /// or the metric has no ratios.
+    func ratio(_ metric: Int, _ column: BenchColumn) -> Double? {
+        guard metrics[metric].hasRatios, let b = columns.firstIndex(of: baseline), let v = columns.firstIndex(of: column) else { return nil }
         let base = summary(metric, b).median
-        return base > 0 ? summary(metric, v).median / base : nil
+        return base > 0 && !samples[metric][v].isEmpty ? summary(metric, v).median / base : nil
     }
 
     private var ratioNote: String {
-        others.isEmpty ? "" : "; ratios: each VMM's median over \(baseline.rawValue)'s"
+        others.isEmpty ? "" : "; ratios: each VMM's median over \(baseline.name)'s"
     }
 
     func table() -> String {
         var out = "apus bench \(benchmark): \(setup)\nmedian [min–max] of \(runs) run\(runs == 1 ? "" : "s"), VMMs alternated\(ratioNote)\n\n"
         let labels = metrics.map { "\($0.label), \($0.higherIsBetter ? "higher" : "lower") is better" }
-        let ratioHeading = "ratio to \(baseline.rawValue)"
+        let ratioHeading = "ratio to \(baseline.name)"
         let cells = metrics.indices.map { m in
-            vmms.indices.map { v in
+            columns.indices.map { v in
                 let s = summary(m, v), d = metrics[m].digits
-                return "\(format(s.median, digits: d)) [\(format(s.min, digits: d))–\(format(s.max, digits: d))]"
+                return samples[m][v].isEmpty ? "—" : "\(format(s.median, digits: d)) [\(format(s.min, digits: d))–\(format(s.max, digits: d))]"
             }
         }
-        let labelWidth = ((labels + [ratioHeading]).map(\.count).max() ?? 0) + 2
-        let cellWidth = max(24, ((cells.flatMap { $0 } + vmms.map(\.transport)).map(\.count).max() ?? 0) + 2)
+        let failedLabel = "failed boots (no figures)"
+        let labelWidth = ((labels + [ratioHeading, failedLabel]).map(\.count).max() ?? 0) + 2
+        let headers = [columns.map(\.name), columns.map(\.transport)] + (showsDataPath ? [columns.map(\.dataPath)] : [])
+        let cellWidth = max(24, ((cells.flatMap { $0 } + headers.flatMap { $0 }).map(\.count).max() ?? 0) + 2)
         func line(_ first: String, _ cells: [String]) -> String {
             var text = pad(first, labelWidth) + cells.map { pad($0, cellWidth) }.joined()
             while text.last == " " { text.removeLast() }
             return text + "\n"
         }
-        out += line("", vmms.map(\.rawValue))
-        out += line("", vmms.map(\.transport))
+        for header in headers { out += line("", header) }
         for m in metrics.indices { out += line(labels[m], cells[m]) }
+        if anyFailed { out += line(failedLabel, failures.map { "\($0) of \(runs)" }) }
         // The ratios in a block of their own below, in the same columns as the VMMs they belong
         // to: nine columns side by side would not fit a terminal.
         guard !others.isEmpty else { return out }
-        out += "\n" + line(ratioHeading, vmms.map { $0 == baseline ? "" : $0.rawValue })
+        out += "\n" + line(ratioHeading, columns.map { $0 == baseline ? "" : $0.name })
         for m in metrics.indices {
-            out += line(labels[m], vmms.map { vmm in
-                vmm == baseline ? "" : ratio(m, vmm).map { format($0, digits: 2) } ?? "—"
+            out += line(labels[m], columns.map { column in
+                column == baseline ? "" : ratio(m, column).map { format($0, digits: 2) } ?? "—"
             })
         }
         return out
@@ -75,32 +91,37 @@ struct LinuxBenchReport {
             "[" + values.map { format($0, digits: digits) }.joined(separator: ", ") + "]"
         }
         let items = metrics.enumerated().map { m, metric in
-            let results = vmms.enumerated().map { v, vmm in
+            let results = columns.enumerated().map { v, column in
                 let s = summary(m, v), d = metric.digits
-                return "\"\(vmm.rawValue)\": {\"transport\": \"\(vmm.transport)\", \"median\": \(format(s.median, digits: d)), "
-                    + "\"min\": \(format(s.min, digits: d)), \"max\": \(format(s.max, digits: d)), \"samples\": \(list(samples[m][v], d))}"
+                let dataPath = showsDataPath ? "\"data_path\": \"\(column.dataPath)\", " : ""
+                // No sample (every boot failed): null figures, not zeros that look measured.
+                func figure(_ value: Double) -> String { samples[m][v].isEmpty ? "null" : format(value, digits: d) }
+                return "\"\(column.name)\": {\"transport\": \"\(column.transport)\", \(dataPath)\"median\": \(figure(s.median)), "
+                    + "\"min\": \(figure(s.min)), \"max\": \(figure(s.max)), \"samples\": \(list(samples[m][v], d))}"
             }
-            let ratios = others.map { "\"\($0.rawValue)/\(baseline.rawValue)\": \(ratio(m, $0).map { format($0, digits: 3) } ?? "null")" }
+            let ratios = others.map { "\"\($0.name)/\(baseline.name)\": \(ratio(m, $0).map { format($0, digits: 3) } ?? "null")" }
             return "    {\"metric\": \"\(metric.key)\", \"label\": \"\(metric.label)\", \"higher_is_better\": \(metric.higherIsBetter),\n"
                 + "     \"results\": {\(results.joined(separator: ", "))},\n"
                 + "     \"ratios\": {\(ratios.joined(separator: ", "))}}"
         }
         return "{\n  \"benchmark\": \"\(benchmark)\",\n  \"setup\": \"\(jsonEscaped(setup))\",\n  \"runs\": \(runs),\n"
-            + "  \"baseline\": \"\(baseline.rawValue)\",\n"
+            + "  \"baseline\": \"\(baseline.name)\",\n"
+            + (anyFailed ? "  \"failed_boots\": {" + zip(columns, failures).map { "\"\($0.name)\": \($1)" }.joined(separator: ", ") + "},\n" : "")
             + "  \"metrics\": [\n" + items.joined(separator: ",\n") + "\n  ]\n}\n"
     }
 
-    /// One row per metric and VMM; `over_baseline` is that VMM's median over the `baseline`
-    /// column's, empty on the baseline's own rows.
+    /// One row per metric and column; `over_baseline` is that column's median over the `baseline`
+    /// column's, empty on the baseline's own rows. The `vmm` field is the column's name (with
+    /// `-vhost` for net's vhost-net columns).
     func csv() -> String {
         var out = "metric,vmm,transport,median,min,max,baseline,over_baseline\n"
         for (m, metric) in metrics.enumerated() {
-            for (v, vmm) in vmms.enumerated() {
+            for (v, column) in columns.enumerated() {
                 let s = summary(m, v), d = metric.digits
-                let ratio = vmm == baseline ? "" : ratio(m, vmm).map { format($0, digits: 3) } ?? ""
+                let ratio = column == baseline ? "" : ratio(m, column).map { format($0, digits: 3) } ?? ""
                 // No field holds a comma or a quote (the transports' parentheses are fine), so none is quoted.
-                out += "\(metric.key),\(vmm.rawValue),\(vmm.transport),\(format(s.median, digits: d)),"
-                    + "\(format(s.min, digits: d)),\(format(s.max, digits: d)),\(baseline.rawValue),\(ratio)\n"
+                out += "\(metric.key),\(column.name),\(column.transport),\(format(s.median, digits: d)),"
+                    + "\(format(s.min, digits: d)),\(format(s.max, digits: d)),\(baseline.name),\(ratio)\n"
             }
         }
         return out

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# build-initramfs.sh [--fio] [OUT_DIR] — build OUT_DIR/initrd.cpio.gz, the level-2 demo guest, for
+# build-initramfs.sh [--fio|--iperf3] [OUT_DIR] — build OUT_DIR/initrd.cpio.gz, the level-2 demo guest, for
 # the kernel package KERNEL_PACKAGE names (default: the cloud kernel, in guest/build/linux; see
 # fetch-assets.sh): static busybox, that kernel's own modules (insmod'ed in dependency order by
 # /init), /init from guest/linux/init and the scenarios from guest/linux/scenarios/. Runs
 # fetch-assets.sh first (a no-op when the assets are there). Rebuilds only when an input changed.
 #   --fio   build OUT_DIR/initrd-fio.cpio.gz instead: the same guest plus the host's fio (Debian's
 #           package, installed by fetch-assets.sh) and its shared libraries, for `apus bench blk`.
+#   --iperf3  build OUT_DIR/initrd-iperf3.cpio.gz: the same with Debian's iperf3, for `apus bench net`.
 set -euo pipefail
 
 log() { printf 'build-initramfs: %s\n' "$*" >&2; }
@@ -13,8 +14,9 @@ die() { log "error: $*"; exit 1; }
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-with_fio=0
-if [[ ${1-} == --fio ]]; then with_fio=1; shift; fi
+# The benchmark tool the initramfs carries (fio, iperf3), if any.
+tool=
+case ${1-} in --fio|--iperf3) tool=${1#--}; shift ;; esac
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 OUT=${1:-$(linux_assets_dir "${KERNEL_PACKAGE:-$DEFAULT_KERNEL_PACKAGE}")}
@@ -24,11 +26,11 @@ MODULES=("${GUEST_MODULES[@]}")
 OUT=$(cd "$OUT" && pwd)
 kver=$(cat "$OUT/kernel-version")
 name=initrd extras=()
-if ((with_fio)); then
-    name=initrd-fio
-    fio=$(command -v fio) || die "fio is not installed (guest/linux/fetch-assets.sh installs it)"
-    libs=$(shared_libs "$fio") || die "fio needs libraries this host lacks"
-    mapfile -t extras <<<"$fio"$'\n'"$libs"
+if [[ -n $tool ]]; then
+    name=initrd-$tool
+    bin=$(command -v "$tool") || die "$tool is not installed (guest/linux/fetch-assets.sh installs it)"
+    libs=$(shared_libs "$bin") || die "$tool needs libraries this host lacks"
+    mapfile -t extras <<<"$bin"$'\n'"$libs"
 fi
 initrd=$OUT/$name.cpio.gz
 stamp=$OUT/$name.stamp

@@ -17,7 +17,8 @@
 #                      modules.dep made by `depmod -b`, and modules/modules.builtin from the package
 #   debs/              the downloaded .deb files
 #   assets.stamp       the package versions these files came from (makes re-runs a no-op)
-# Also installs the host tools the other scripts need (qemu-system-x86, cpio, kmod, socat, fio) when missing.
+# Also installs the host tools the other scripts need (qemu-system-x86, cpio, kmod, socat, fio,
+# iperf3) when missing.
 set -euo pipefail
 
 log() { printf 'fetch-assets: %s\n' "$*" >&2; }
@@ -58,6 +59,7 @@ command -v cpio >/dev/null || need_pkgs+=(cpio)
 { command -v depmod >/dev/null && command -v modinfo >/dev/null; } || need_pkgs+=(kmod)
 command -v socat >/dev/null || need_pkgs+=(socat) # nested/run.sh: QEMU monitor dump on timeout
 command -v fio >/dev/null || need_pkgs+=(fio) # apus bench blk: the guest's I/O load (build-initramfs.sh --fio)
+command -v iperf3 >/dev/null || need_pkgs+=(iperf3) # apus bench net: both ends (build-initramfs.sh --iperf3)
 command -v dpkg-deb >/dev/null || die "dpkg-deb missing: this script needs a Debian host"
 if ((${#need_pkgs[@]})); then
     log "installing host tools: ${need_pkgs[*]}"
