@@ -1,5 +1,6 @@
 import CKVM
 import Glibc
+import Synchronization
 
 /// A Linux tap interface opened through `/dev/net/tun`: Ethernet frames in and out, each
 /// preceded by a `virtio_net_hdr` (`IFF_VNET_HDR`), which is what lets checksum and
@@ -14,6 +15,8 @@ public final class TapDevice: Sendable {
     public var fd: Int32 { descriptor.raw }
     /// Opened with `IFF_MULTI_QUEUE`: one of several queues of the same interface.
     public let isMultiQueue: Bool
+    /// Whether the kernel's tap takes UDP segmentation offload (`probeUSO`, at open).
+    public let supportsUSO: Bool
     private let descriptor: SendableFD
 
     /// Longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -50,6 +53,7 @@ public final class TapDevice: Sendable {
         }
         self.name = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         isMultiQueue = multiQueue
+        supportsUSO = Self.probeUSO(raw)
         descriptor = owned
     }
 
@@ -69,9 +73,18 @@ public final class TapDevice: Sendable {
     /// On a multi-queue tap: whether this queue takes frames. The kernel spreads incoming
     /// flows over the attached queues only, so a queue whose virtqueue pair the driver has not
     /// enabled must be detached, or its frames would wait where nobody reads.
+    /// Asking for the state the queue is already in is a no-op (the kernel would refuse it
+    /// with EINVAL).
     public func setQueueAttached(_ attached: Bool) throws(SystemError) {
-        if apus_tun_set_queue(fd, attached ? 1 : 0) != 0 { throw .current("TUNSETQUEUE \(name)") }
+        guard queueAttached.exchange(attached, ordering: .acquiringAndReleasing) != attached else { return }
+        if apus_tun_set_queue(fd, attached ? 1 : 0) != 0 {
+            let error = SystemError.current("TUNSETQUEUE \(name)")
+            queueAttached.store(!attached, ordering: .releasing)
+            throw error
+        }
     }
+    /// A queue starts attached (TUNSETIFF attaches it).
+    private let queueAttached = Atomic<Bool>(true)
 
     /// The interface's MTU, or nil when it cannot be read.
     public func interfaceMTU() -> Int? {
@@ -87,6 +100,18 @@ public final class TapDevice: Sendable {
     public static let offloadTSO4 = UInt32(TUN_F_TSO4)
     public static let offloadTSO6 = UInt32(TUN_F_TSO6)
     public static let offloadTSOECN = UInt32(TUN_F_TSO_ECN)
+    /// UDP segmentation offload, Linux 6.2 and later (values from its <linux/if_tun.h>; older
+    /// headers, like this build host's, lack them).
+    public static let offloadUSO4: UInt32 = 0x20
+    public static let offloadUSO6: UInt32 = 0x40
+
+    /// Whether this kernel's tap takes UDP segmentation offload (TUNSETOFFLOAD refuses flags
+    /// it does not know with EINVAL). Probed once, at open, and the offloads left off.
+    static func probeUSO(_ fd: Int32) -> Bool {
+        let works = apus_ioctl_int(fd, apus_tunsetoffload(), UInt(offloadChecksum | offloadUSO4 | offloadUSO6)) == 0
+        _ = apus_ioctl_int(fd, apus_tunsetoffload(), 0)
+        return works
+    }
 }
 
 /// A descriptor closed when the last owner goes away, shareable across threads (the tap is read

@@ -37,6 +37,8 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
     func setGuestOffloads(_ features: UInt64) throws(SystemError) { offloads = features }
     var enabled: Bool?
     func setEnabled(_ on: Bool) throws(SystemError) { enabled = on }
+    var uso = false
+    var carriesUSO: Bool { uso }
 }
 
 @Suite struct VirtioNetTests {
@@ -232,7 +234,10 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
         #expect(VirtioNetHeader.size(features: VirtioNetFeature.csum) == 10)
         #expect(VirtioNetHeader.tapOffloads(guestOffloads: VirtioNetFeature.guestTSO4) == 0)
         #expect(VirtioNetHeader.tapOffloads(guestOffloads: VirtioNetFeature.guestOffloads)
-                == TapDevice.offloadChecksum | TapDevice.offloadTSO4 | TapDevice.offloadTSO6 | TapDevice.offloadTSOECN)
+                == TapDevice.offloadChecksum | TapDevice.offloadTSO4 | TapDevice.offloadTSO6 | TapDevice.offloadTSOECN
+                | TapDevice.offloadUSO4 | TapDevice.offloadUSO6)
+        #expect(VirtioNetHeader.tapOffloads(guestOffloads: VirtioNetFeature.guestCsum | VirtioNetFeature.guestECN)
+                == TapDevice.offloadChecksum)   // ECN means nothing without TSO
     }
 
     @Test func aLegacyDriverGetsTenByteHeaders() throws {
@@ -242,6 +247,13 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
         r.backend.incoming = [Self.frame(100, headerSize: 10)]
         r.device.processQueue(0)
         #expect(try r.rx.usedElement(0) == (0, 110))
+    }
+
+    @Test func usoIsOfferedOnlyWhereTheBackendCarriesIt() throws {
+        #expect(try VirtioNet(backend: FakeNetBackend(), mac: [2, 0, 0, 0, 0, 1]).offeredFeatures & VirtioNetFeature.uso == 0)
+        let uso = FakeNetBackend()
+        uso.uso = true
+        #expect(try VirtioNet(backend: uso, mac: [2, 0, 0, 0, 0, 1]).offeredFeatures & VirtioNetFeature.uso == VirtioNetFeature.uso)
     }
 
     @Test func configSpaceHoldsTheMACLinkAndMTU() throws {
@@ -338,5 +350,16 @@ final class FakeNetBackend: NetBackend, @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 64)
         // Nothing queued (the interface is down): EAGAIN, not a block.
         #expect(try buffer.withUnsafeMutableBytes { try tap.receive(into: $0) } == 0)
+    }
+
+    @Test(.enabled(if: getuid() == 0, "creating a tap needs root"))
+    func multiQueueTapQueuesDetachAndAttachAgainAndRepeatsAreNoOps() throws {
+        let name = "apus-mq\(getpid() % 10000)"
+        let queues = try (0..<2).map { _ in try TapDevice(name: name, multiQueue: true) }
+        try queues[1].setEnabled(true)     // attached already: nothing to do (the kernel says EINVAL)
+        try queues[1].setEnabled(false)
+        try queues[1].setEnabled(false)
+        try queues[1].setEnabled(true)
+        #expect(throws: SystemError.self) { try TapDevice(name: name) }   // not multi-queue: refused
     }
 }

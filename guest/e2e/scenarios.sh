@@ -34,7 +34,8 @@ if [ "${1-}" = --list ]; then
              ttyS0-input-repeat-1:$((5 * LIMIT)) ttyS0-input-repeat-2:$((5 * LIMIT)) \
              net-tap-pci-mmio:$((3 * NET_LIMIT)) net-vhost-pci-mmio:$((2 * NET_LIMIT)) \
              net-multiqueue-smp:$((2 * NET_LIMIT)) \
-             control-socket-stats-pause-shutdown:$LIMIT control-socket-acpi-off-sigterm:$LIMIT; do
+             control-socket-stats-pause-shutdown:$LIMIT control-socket-acpi-off-sigterm:$LIMIT \
+             balloon-ctl-stats-shutdown:$LIMIT; do
         echo "${g%%:*} ${g##*:}"
     done
     if [ -d kernels/second ]; then
@@ -463,6 +464,44 @@ control-socket-stats-pause-shutdown)
     expect control-guest-saw-power-button $? "the guest's /init reported the button"
     [ ! -e "$sock" ]
     expect control-socket-removed $? "$sock is gone after apus exited" ;;
+balloon-ctl-stats-shutdown)
+    # The balloon driven as a user would: `apus ctl balloon 128M` with the guest's memory
+    # resident, apus's RSS drops by at least 100 MiB and the guest's MemTotal by 128 MiB;
+    # `apus ctl balloon-stats` returns the guest's numbers; `apus ctl balloon 0` gives the memory
+    # back; `apus ctl shutdown` ends the guest and apus exits 0.
+    n=balloon-ctl sock=$WORK/balloon.sock
+    echo "e2e: booting '$n' ($(date +%T))" >&2
+    timeout "$LIMIT" "$APUS" run --kernel "$KERNEL" --initrd "$INITRD" --console "file=$WORK/$n.log" --stats \
+        --memory 512M --balloon stats=1 --control "$sock" \
+        --cmdline "$BASE apus.test=balloon apus.balloon.mib=128 apus.balloon.mode=ctl" </dev/null 2>"$WORK/$n.err" &
+    pid=$!
+    wait_mark "$WORK/$n.log" touched $pid
+    apid=$(apus_pid $pid)
+    touched=$(rss_kib "$apid")
+    wait_mark "$WORK/$n.log" ready $pid
+    out=$("$APUS" ctl "$sock" balloon 128M 2>&1)
+    expect $n-ctl-balloon-128M $? "apus ctl balloon 128M: $(echo "$out" | tr '\n' ' ')"
+    wait_mark "$WORK/$n.log" inflated $pid
+    after=$(rss_kib "$apid")
+    if [ -n "$touched" ] && [ -n "$after" ] && [ $((touched - after)) -ge $((100 * 1024)) ]; then
+        result $n-apus-rss-drops PASS "apus VmRSS $touched kB with the guest's memory touched, $after kB after apus ctl balloon 128M: $(((touched - after) / 1024)) MiB given back"
+    else
+        result $n-apus-rss-drops FAIL "apus VmRSS ${touched:-?} kB with the guest's memory touched, ${after:-?} kB after apus ctl balloon 128M: expected a drop of at least 100 MiB"
+    fi
+    out=$("$APUS" ctl "$sock" balloon-stats 2>&1); s=$?
+    case $out in *free*total*|*total*free*) ok=0 ;; *) ok=1 ;; esac
+    expect $n-ctl-balloon-stats $([ $s -eq 0 ] && [ $ok -eq 0 ]; echo $?) "apus ctl balloon-stats: $(echo "$out" | tr '\n' ' ' | head -c 300)"
+    out=$("$APUS" ctl "$sock" balloon 0 2>&1)
+    expect $n-ctl-balloon-0 $? "apus ctl balloon 0: $(echo "$out" | tr '\n' ' ')"
+    wait_mark "$WORK/$n.log" deflated $pid
+    out=$("$APUS" ctl "$sock" shutdown 2>&1)
+    expect $n-ctl-shutdown $? "apus ctl shutdown: $out"
+    wait $pid
+    status=$?
+    crashed $n $status
+    expect $n-shutdown-exits-0 $([ $status -eq 0 ]; echo $?) "apus exit status $status after apus ctl shutdown"
+    guest_check $n-guest-memtotal-inflated "$WORK/$n.log" balloon.ctl-inflated
+    guest_check $n-guest-memtotal-deflated "$WORK/$n.log" balloon.ctl-deflated ;;
 control-socket-acpi-off-sigterm)
     # Without ACPI the guest has no power button: `shutdown` is an error reply and changes
     # nothing; SIGTERM still ends apus cleanly (143) and the socket goes with it.

@@ -20,10 +20,13 @@ public protocol NetBackend: AnyObject, Sendable {
     /// Whether this backend queue takes frames (a multi-queue tap's queue of a pair the driver
     /// has not enabled does not).
     func setEnabled(_ enabled: Bool) throws(SystemError)
+    /// Whether UDP segmentation offload can pass (the tap's kernel has it).
+    var carriesUSO: Bool { get }
 }
 
 extension NetBackend {
     public func setEnabled(_ enabled: Bool) throws(SystemError) {}
+    public var carriesUSO: Bool { false }
 }
 
 extension TapDevice: NetBackend {
@@ -57,4 +60,6 @@ extension TapDevice: NetBackend {
     public func setEnabled(_ enabled: Bool) throws(SystemError) {
         if isMultiQueue { try setQueueAttached(enabled) }
     }
+
+    public var carriesUSO: Bool { supportsUSO }
 }

@@ -49,6 +49,8 @@ public final class VirtioNet: VirtioDevice, VirtioHostIO, VirtioKernelQueues {
         pairs = try backends.enumerated().map { try NetQueuePair(index: $0.offset, backend: $0.element, vhost: vhost, log: log) }
         var features = pairs[0].vhost?.offerable ?? VirtioNetFeature.offered
         if backends.count > 1 { features |= VirtioNetFeature.mq }
+        // UDP segmentation needs the tap's kernel to carry it (Linux 6.2 and later).
+        if backends.allSatisfy(\.carriesUSO) { features |= VirtioNetFeature.uso }
         offeredFeatures = features
         queueMaxSizes = [UInt16](repeating: Self.queueSize, count: 2 * backends.count) + [Self.controlQueueSize]
         // Config: mac[6], status, max_virtqueue_pairs, mtu (le16 each).

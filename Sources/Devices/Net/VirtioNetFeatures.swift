@@ -22,6 +22,11 @@ public enum VirtioNetFeature {
     public static let ctrlRx: UInt64 = 1 << 18
     /// Several queue pairs (offered only with `queues=N`, N > 1).
     public static let mq: UInt64 = 1 << 22
+    /// UDP segmentation offload (virtio 1.2 §5.1.3), offered only where the tap can carry it.
+    public static let guestUSO4: UInt64 = 1 << 54
+    public static let guestUSO6: UInt64 = 1 << 55
+    public static let hostUSO: UInt64 = 1 << 56
+    public static let uso: UInt64 = guestUSO4 | guestUSO6 | hostUSO
 
     /// What Apus offers over a tap: every offload the tap can carry both ways, mergeable
     /// receive buffers, the link status, the MTU, and a control queue for offloads and RX modes.
@@ -30,7 +35,7 @@ public enum VirtioNetFeature {
         | hostTSO4 | hostTSO6 | hostECN | mrgRxbuf | status | ctrlVQ | ctrlRx
 
     /// The guest offloads (the bits `VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET` may carry).
-    public static let guestOffloads: UInt64 = guestCsum | guestTSO4 | guestTSO6 | guestECN
+    public static let guestOffloads: UInt64 = guestCsum | guestTSO4 | guestTSO6 | guestECN | guestUSO4 | guestUSO6
 }
 
 /// The `virtio_net_hdr` that precedes every frame on both queues, and on the tap.
@@ -54,6 +59,8 @@ public enum VirtioNetHeader {
         if f & VirtioNetFeature.guestECN != 0, flags & (TapDevice.offloadTSO4 | TapDevice.offloadTSO6) != 0 {
             flags |= TapDevice.offloadTSOECN
         }
+        if f & VirtioNetFeature.guestUSO4 != 0 { flags |= TapDevice.offloadUSO4 }
+        if f & VirtioNetFeature.guestUSO6 != 0 { flags |= TapDevice.offloadUSO6 }
         return flags
     }
 }

@@ -8,6 +8,10 @@
 #   balloon.reinflated  bound again, the driver inflates it again: MemTotal drops by M MiB
 #   (With DEFLATE_ON_OOM the guest keeps ballooned pages in MemTotal: MemFree moves instead,
 #   checked within 10 %.)
+#   ctl (--balloon --control, no size): the host inflates by M MiB with `apus ctl balloon`, then
+#   deflates to 0, reading apus's RSS at the marks (touched, inflated); then `apus ctl shutdown`:
+#   balloon.ctl-inflated  MemTotal drops by M MiB
+#   balloon.ctl-deflated  MemTotal comes back
 #   report (--balloon free-page-reporting=on, no size):
 #   balloon.reporting   the driver negotiated free page reporting (feature bit 5)
 # Between the two (and in report mode), the guest fills all but 24 MiB of its free memory (a
@@ -85,6 +89,33 @@ report)
     # Linux reports free 2 MiB blocks 2 s after they appear, in batches.
     sleep 15
     mark reported ;;
+ctl)
+    # The host drives the balloon through `apus ctl` and ends the guest with `apus ctl shutdown`.
+    before=$(settle)
+    fill
+    mark ready
+    # The host asks for M MiB (`apus ctl balloon`): wait until MemTotal drops by that much.
+    waited=0
+    while [ $(( before - $(meminfo $field) )) -lt $((mib * 1024 * (100 - tolerance) / 100)) ] && [ $waited -lt 240 ]; do
+        sleep 0.5; waited=$((waited + 1))
+    done
+    inflated=$(settle)
+    d=$((before - inflated))
+    if near $d $((mib * 1024)); then pass ctl-inflated "$field $before -> $inflated kB: $d kB in the balloon after apus ctl balloon"
+    else fail ctl-inflated "$field $before -> $inflated kB: $d kB in the balloon, expected $mib MiB"; fi
+    mark inflated
+    # The host asks for 0 (`apus ctl balloon 0`): wait until MemTotal is back.
+    waited=0
+    while [ $(( before - $(meminfo $field) )) -gt $((mib * 1024 * tolerance / 100)) ] && [ $waited -lt 240 ]; do
+        sleep 0.5; waited=$((waited + 1))
+    done
+    deflated=$(settle)
+    if near $deflated $before; then pass ctl-deflated "$field back to $deflated kB (was $before) after apus ctl balloon 0"
+    else fail ctl-deflated "$field $deflated kB after deflating, was $before"; fi
+    summary
+    mark deflated
+    # Until the host presses the power button (/init powers off then).
+    sleep 600 ;;
 esac
 
 summary
