@@ -48,6 +48,21 @@ case_ too-many-queues "1 to 16" -- --kernel "$KERNEL" --net tap=apus0,queues=17
 # Attaching to an interface that is not a tap (as root: the tun driver refuses it, EINVAL).
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
     case_ not-a-tap "attach tap lo" -- --kernel "$KERNEL" --initrd "$INITRD" --net tap=lo
+    # A user who may not open /dev/net/tun (mode 0600 here) hears what is missing, before any VM
+    # exists (taps are opened first). Run as nobody, with copies of the files it must read.
+    if [ "$(stat -c %a /dev/net/tun)" = 600 ] && command -v setpriv >/dev/null; then
+        mkdir -p "$work/nobody"
+        cp "$APUS" "$KERNEL" "$work/nobody/"
+        chmod 755 "$work" "$work/nobody"; chmod 644 "$work/nobody/$(basename "$KERNEL")"
+        status=0
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$work/nobody/$(basename "$APUS")" run \
+            --kernel "$work/nobody/$(basename "$KERNEL")" --net tap=apus-perm </dev/null >"$work/out" 2>"$work/err" || status=$?
+        if [ $status -ne 0 ] && [ "$(grep -c . "$work/err")" -eq 1 ] && grep -q "open /dev/net/tun (no permission" "$work/err"; then
+            echo "PASS tun-permission-denied: status $status: $(cat "$work/err")"; passed=$((passed + 1))
+        else
+            echo "FAIL tun-permission-denied: status $status:"; sed 's/^/    /' "$work/err"; failed=$((failed + 1))
+        fi
+    fi
 fi
 case_ balloon-bad-option "is invalid for '--balloon" -- --kernel "$KERNEL" --balloon colour=red
 case_ balloon-larger-than-ram "more than the guest's --memory" -- --kernel "$KERNEL" --memory 256M --balloon size=1G

@@ -15,15 +15,18 @@ public enum BoardKind: Sendable {
 
 extension Machine {
     /// Builds a whole board from `config`, in named steps:
+    /// 0. the network taps, before anything else: a tap the user may not open is refused before
+    ///    a VM exists;
     /// 1. `init`: the VM, its memory map, the in-kernel irqchip, the vCPUs, COM1, the boot timer;
     /// 2. `installPlatformDevices`: what the board kind adds (power and reset, or the test board);
     /// 3. `installVirtioDevices`: `config.devices`, each on `config.transport`.
     /// Nothing the guest sees is added later: loading a guest only writes memory.
     public static func assemble(_ config: MachineConfig, board: BoardKind) throws -> Machine {
         try config.validate()
+        let taps = try openTaps(config)
         let machine = try Machine(config: config)
         try machine.installPlatformDevices(board)
-        try machine.installVirtioDevices()
+        try machine.installVirtioDevices(taps: taps)
         try machine.installControlSocket()
         return machine
     }
@@ -50,7 +53,20 @@ extension Machine {
     }
 
     /// Builds each device's backend and attaches it; disks are named vda, vdb… in order.
-    func installVirtioDevices() throws {
+    /// Each `--net`'s tap queues, in order: one per queue pair (IFF_MULTI_QUEUE when there are
+    /// several).
+    static func openTaps(_ config: MachineConfig) throws -> [[TapDevice]] {
+        try config.devices.compactMap { spec -> [TapDevice]? in
+            guard case let .net(net) = spec else { return nil }
+            return try openTap(net)
+        }
+    }
+
+    static func openTap(_ net: NetSpec) throws -> [TapDevice] {
+        try (0..<net.queues).map { _ in try TapDevice(name: net.tap, multiQueue: net.queues > 1) }
+    }
+
+    func installVirtioDevices(taps: [[TapDevice]] = []) throws {
         var disks = 0, nics = 0
         for spec in config.devices {
             switch spec {
@@ -66,10 +82,9 @@ extension Machine {
                 try addVirtio(device)
                 virtioConsole = device
             case let .net(net):
-                // One tap queue per queue pair (IFF_MULTI_QUEUE when there are several).
-                let taps = try (0..<net.queues).map { _ in try TapDevice(name: net.tap, multiQueue: net.queues > 1) }
+                let queues = nics < taps.count ? taps[nics] : try Self.openTap(net)
                 let name = "virtio-net\(nics)"
-                try addVirtio(VirtioNet(name: name, backends: taps, mac: net.mac ?? randomMAC(), vhost: net.vhost, log: events.device(name)))
+                try addVirtio(VirtioNet(name: name, backends: queues, mac: net.mac ?? randomMAC(), vhost: net.vhost, log: events.device(name)))
                 nics += 1
             case let .balloon(options):
                 // The balloon schedules statistics timeouts and polls on its own I/O thread.
