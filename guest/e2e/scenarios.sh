@@ -44,6 +44,7 @@ if [ "${1-}" = --list ]; then
         echo "pci-acpi-off-intx-mptable@$f $LIMIT"
         echo "ttyS0-input-repeat-1@$f $((5 * LIMIT))"
         echo "ttyS0-input-repeat-2@$f $((5 * LIMIT))"
+        echo "net-tap-pci-mmio@$f $((3 * NET_LIMIT))"
     fi
     exit 0
 fi
