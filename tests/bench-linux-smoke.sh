@@ -74,6 +74,30 @@ SMOKE_COLUMNS="apus-pci apus-pci-vhost qemu-q35 qemu-q35-vhost" BASELINE=apus-pc
 net_metrics=()
 for t in tcp-guest-to-host-1 tcp-guest-to-host-4 tcp-host-to-guest-1 tcp-host-to-guest-4; do net_metrics+=("$t-mbit-s"); done
 for t in udp-guest-to-host-64b udp-host-to-guest-64b; do net_metrics+=("$t-pps" "$t-loss-pct"); done
-wanted net && run net --runs 1 --time 1 --vmm apus-pci qemu-q35 --vhost off on && check net "$OUT/net.json" "${net_metrics[@]}"
+# only_qemu_boots_failed: the net report's failed boots are all QEMU's. In the nested test host
+# QEMU's own level-2 guest sometimes dies under network load (its emulated SVM: see
+# docs/linux-benchmarks.md), which says nothing about apus; that alone earns one more run there.
+# A failed apus boot, or anything on hardware, is never run again.
+only_qemu_boots_failed() {
+    [[ $(scripts/linux-host.sh mode 2>/dev/null) == nested ]] || return 1
+    python3 - "$OUT/net.json" <<'PY'
+import json, sys
+try:
+    failed = {c for c, n in json.load(open(sys.argv[1])).get("failed_boots", {}).items() if n}
+except (OSError, ValueError):
+    sys.exit(1)
+sys.exit(0 if failed and all(c.startswith("qemu") for c in failed) else 1)
+PY
+}
+net_args=(--runs 1 --time 1 --vmm apus-pci qemu-q35 --vhost off on)
+if wanted net; then
+    if run net "${net_args[@]}"; then
+        check net "$OUT/net.json" "${net_metrics[@]}"
+    elif only_qemu_boots_failed; then
+        echo "bench-smoke: net: only QEMU's guest failed to boot or finish (the nested host's emulated SVM); running it once more" >&2
+        failed=$((failed - 1))
+        run net "${net_args[@]}" && check net "$OUT/net.json" "${net_metrics[@]}"
+    fi
+fi
 echo "bench-smoke: $failed failed"
 ((failed == 0))
